@@ -1,0 +1,214 @@
+//! The command line (SPEC §4) as clap structs. Only parsing lives here: commands turn these into
+//! validated settings before doing anything. Secrets are never flags; they come from the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::source::{Encoding, Format};
+use crate::telemetry::LogFormat;
+
+const ENVIRONMENT_HELP: &str = "\
+Environment (secrets are read only from here, never from flags):
+  RRFEED_API_URL           base URL (default https://api.riderrewards.com; http:// only for loopback)
+  RRFEED_PARTNER_API_KEY   the partner's API key
+  RRFEED_ADMIN_PASSWORD    the partner's admin password (store listing only)
+  RRFEED_STORE_ID          the store's RRStoreID
+  RRFEED_STORE_API_KEY     the store's RRStoreAPIKey
+  RRFEED_PARTNER_STORE_ID  your own id for the store (default: the RRStoreID)
+  RRFEED_STATE_DIR         where snapshots are spooled (default ~/.local/state/rrfeed)
+  RUST_LOG                 overrides --log-level, e.g. RUST_LOG=rrfeed=debug
+
+Exit codes:
+  0 success · 1 internal error · 2 usage · 65 input unusable or a guard refused
+  69 server unreachable, TLS failure or retries exhausted (nothing imported)
+  76 protocol or running-total mismatch (nothing imported) · 77 authentication failed
+  78 configuration error · 79 outcome unknown: endtransaction sent, no answer settled it";
+
+/// Uploads a dealer store's customer export to Rider Rewards in one verified transaction.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rrfeed",
+    version,
+    about,
+    long_about = "Uploads a dealer store's customer export (CSV, JSON or NDJSON) to the Rider Rewards \
+                  loyalty platform in one verified transaction: the store's customer list is replaced \
+                  only when every row was confirmed exactly once.\n\n\
+                  First try, against the built-in mock server:\n  \
+                  rrfeed upload examples/customers.csv --mock",
+    after_long_help = ENVIRONMENT_HELP
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Where snapshots (spools) are kept [env: RRFEED_STATE_DIR]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// A PEM file of extra trusted CA certificates (for TLS-inspecting proxies)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Log level or filter for stderr: error, warn, info, debug, trace
+    #[arg(long, global = true, default_value = "info", value_name = "L")]
+    pub log_level: String,
+    /// Log line format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Upload a customer export: validate, snapshot, then one verified transaction
+    #[command(after_long_help = ENVIRONMENT_HELP)]
+    Upload(UploadArgs),
+    /// Check an export without sending anything; optionally write the rejected values to a file
+    Validate(ValidateArgs),
+    /// Run the bundled mock Rider Rewards server
+    Mock(MockArgs),
+}
+
+/// How to read the input.
+#[derive(Debug, Args, Clone)]
+pub struct InputArgs {
+    /// Input format [default: from the file extension; CSV for stdin]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Character encoding [default: detected: UTF-8 (BOM or not) or Windows-1252]
+    #[arg(long, value_parser = parse_encoding, value_name = "utf-8|windows-1252")]
+    pub encoding: Option<Encoding>,
+    /// CSV delimiter, one character (`tab` for a tab) [default: `,`, or `;`/tab/`|` when the header uses only that]
+    #[arg(long, value_parser = parse_delimiter, value_name = "C")]
+    pub delimiter: Option<u8>,
+}
+
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// The customer export; `-` reads stdin
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Validate and plan the chunks, send nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Upload even 0 rows (this empties the store's customer list at Rider Rewards)
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Refuse the input on any value that cannot be normalized, or a repeated PartnerCustomerID
+    #[arg(long)]
+    pub strict: bool,
+    /// Print the result as one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Upload to an in-process mock server on a free local port, with its demo store
+    #[arg(long)]
+    pub mock: bool,
+    /// How long to wait for each answer
+    #[arg(long, value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
+    pub timeout: Duration,
+    /// Retries of a call after a transient failure (connection, timeout, HTTP 5xx or 429)
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub retries: usize,
+    /// The first wait before a retry; each further wait doubles (plus jitter), up to 30s
+    #[arg(long, value_parser = parse_duration, default_value = "500ms", value_name = "DURATION")]
+    pub retry_delay: Duration,
+    /// Rows per post (at most 1000, the vendor's limit)
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=1000), value_name = "N")]
+    pub chunk_size: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The customer export; `-` reads stdin
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Write every value that was rejected (line, field, value, reason) to this CSV file
+    #[arg(long, value_name = "OUT.csv")]
+    pub rejects: Option<PathBuf>,
+    /// Treat rejected values and repeated PartnerCustomerIDs as errors (exit 65)
+    #[arg(long)]
+    pub strict: bool,
+    /// Print the result as one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = MOCK_HELP)]
+pub struct MockArgs {
+    /// Address to listen on (port 0 picks a free port; the first stdout line names it)
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Faults to inject, e.g. "upload#2:status=503; end#1:timeout=5s" (see below)
+    #[arg(long, value_name = "SPEC")]
+    pub faults: Option<String>,
+    /// Forget transactions left open this long (the vendor's window is 8h)
+    #[arg(long, value_parser = parse_duration, default_value = "8h", value_name = "DURATION")]
+    pub purge_after: Duration,
+}
+
+const MOCK_HELP: &str = "\
+Fault rules, separated by `;`:  ENDPOINT[#CALLS]:ACTION[,ACTION...]
+  ENDPOINT  ready | begin | upload | end | dealers | *
+  CALLS     N, N-M or N+ (the endpoint's Nth call, 1-based); every call if omitted
+  ACTION    status=CODE          answer HTTP CODE without processing
+            retry-after=SECS     add a Retry-After header
+            drop                 break the connection without processing
+            timeout[=DURATION]   process, then hold the answer (default 1h)
+            running-total=+N|-N  process, then report a wrong runningtotal
+            delay=DURATION       wait before handling
+            error=TEXT           answer with results.error TEXT
+            body=html|garbage|empty   answer 200 with a body that is not the vendor's JSON
+
+The demo partner and store keys are printed at start; RRFEED_PARTNER_API_KEY, RRFEED_ADMIN_PASSWORD,
+RRFEED_STORE_ID, RRFEED_STORE_API_KEY and RRFEED_PARTNER_STORE_ID override them.
+Inspection (not vendor paths): GET /_mock/stores, /_mock/stores/{id}/customers, /_mock/calls";
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (try 30s, 5m, 500ms)"))
+}
+
+fn parse_encoding(text: &str) -> Result<Encoding, String> {
+    Encoding::from_name(text).ok_or_else(|| "use utf-8 or windows-1252 (cp1252)".to_owned())
+}
+
+fn parse_delimiter(text: &str) -> Result<u8, String> {
+    match text {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        t if t.len() == 1 && t.is_ascii() => Ok(t.as_bytes()[0]),
+        _ => Err("use one ASCII character, e.g. ';' or tab".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn delimiters_and_encodings_parse() {
+        assert_eq!(parse_delimiter(";"), Ok(b';'));
+        assert_eq!(parse_delimiter("tab"), Ok(b'\t'));
+        assert!(parse_delimiter(";;").is_err());
+        assert_eq!(parse_encoding("cp1252"), Ok(Encoding::Windows1252));
+    }
+
+    #[test]
+    fn chunk_size_is_bounded_by_the_vendors_limit() {
+        let parsed = Cli::try_parse_from(["rrfeed", "upload", "f.csv", "--chunk-size", "1001"]);
+        assert!(parsed.is_err());
+    }
+}

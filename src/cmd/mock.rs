@@ -1,0 +1,125 @@
+//! `rrfeed mock`: serves the mock until Ctrl-C or SIGTERM, after printing where it listens and which
+//! credentials it accepts (the first stdout line names the URL, for scripts and tests).
+
+use std::io::Write;
+
+use tokio::net::TcpListener;
+
+use crate::cli::MockArgs;
+use crate::config::env;
+use crate::error::Exit;
+use crate::mock::faults::FaultPlan;
+use crate::mock::{INSPECT_PREFIX, Mock, MockConfig};
+
+use super::Context;
+
+pub async fn run(args: &MockArgs, ctx: &Context) -> Exit {
+    let faults = match args.faults.as_deref().map(FaultPlan::parse).transpose() {
+        Ok(plan) => plan.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("rrfeed mock: {e}");
+            return Exit::Usage;
+        }
+    };
+    let (config, overridden) = accounts_from_env(ctx);
+    let config = MockConfig {
+        faults,
+        purge_after: args.purge_after,
+        ..config
+    };
+    let listener = match TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("rrfeed mock: cannot listen on {}: {e}", args.listen);
+            return Exit::Unavailable;
+        }
+    };
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    print_banner(&format!("http://{addr}"), &config, overridden);
+    match Mock::new(config).serve(listener, shutdown_signal()).await {
+        Ok(()) => Exit::Success,
+        Err(e) => {
+            eprintln!("rrfeed mock: {e}");
+            Exit::Unavailable
+        }
+    }
+}
+
+/// The demo accounts, with any of the client's variables overriding them.
+fn accounts_from_env(ctx: &Context) -> (MockConfig, bool) {
+    let mut config = MockConfig::demo();
+    let a = &mut config.accounts;
+    let store = &mut a.stores[0];
+    let mut overridden = false;
+    for (name, slot) in [
+        (env::PARTNER_API_KEY, &mut a.partner_key),
+        (env::ADMIN_PASSWORD, &mut a.admin_password),
+        (env::STORE_ID, &mut store.store_id),
+        (env::STORE_API_KEY, &mut store.store_key),
+        (env::PARTNER_STORE_ID, &mut store.partner_store_id),
+    ] {
+        if let Some(value) = (ctx.env)(name) {
+            *slot = value;
+            overridden = true;
+        }
+    }
+    (config, overridden)
+}
+
+fn print_banner(url: &str, config: &MockConfig, overridden: bool) {
+    let a = &config.accounts;
+    let store = &a.stores[0];
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "rrfeed mock listening on {url}");
+    if overridden {
+        let _ = writeln!(
+            out,
+            "credentials: as set in the environment (store {})",
+            store.store_id
+        );
+    } else {
+        let _ = writeln!(out, "demo credentials (for this mock only):");
+        for (name, value) in [
+            (env::API_URL, url),
+            (env::PARTNER_API_KEY, a.partner_key.as_str()),
+            (env::ADMIN_PASSWORD, a.admin_password.as_str()),
+            (env::STORE_ID, store.store_id.as_str()),
+            (env::STORE_API_KEY, store.store_key.as_str()),
+            (env::PARTNER_STORE_ID, store.partner_store_id.as_str()),
+        ] {
+            let _ = writeln!(out, "  export {name}={value}");
+        }
+    }
+    if !config.faults.is_empty() {
+        let _ = writeln!(out, "injecting {}", config.faults);
+    }
+    let _ = writeln!(
+        out,
+        "inspect: {url}{INSPECT_PREFIX}/stores  {url}{INSPECT_PREFIX}/calls"
+    );
+    let _ = out.flush();
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

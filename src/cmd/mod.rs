@@ -1,0 +1,61 @@
+//! One module per subcommand: each turns its clap arguments into settings, runs the library, prints the
+//! result on stdout and returns the exit code.
+
+pub mod mock;
+pub mod upload;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::InputArgs;
+use crate::source::{Format, InputSpec};
+
+/// Reads an environment variable; empty counts as unset.
+pub type EnvFn = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// What every command may need from the outside world, injected for tests.
+pub struct Context {
+    /// Today's date, which bounds birth and HOG expiry years.
+    pub today: jiff::civil::Date,
+    /// Reads an environment variable (empty counts as unset).
+    pub env: EnvFn,
+}
+
+impl Context {
+    /// The real clock and environment.
+    pub fn from_process() -> Self {
+        Self {
+            today: jiff::Zoned::now().date(),
+            env: Box::new(crate::config::process_env),
+        }
+    }
+}
+
+/// The input to read: `-` is stdin; the format comes from the flag, else the extension.
+pub fn input_spec(file: &Path, args: &InputArgs) -> InputSpec {
+    let stdin = file == Path::new("-");
+    InputSpec {
+        path: (!stdin).then(|| PathBuf::from(file)),
+        format: args.format.unwrap_or_else(|| {
+            if stdin {
+                Format::Csv
+            } else {
+                Format::from_path(file)
+            }
+        }),
+        encoding: args.encoding,
+        delimiter: args.delimiter,
+    }
+}
+
+/// Prints a result on stdout: JSON, or the human text.
+pub fn print_result(json: bool, value: &impl serde::Serialize, human: impl FnOnce() -> String) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(value).expect("summaries always serialize")
+        );
+    } else {
+        print!("{}", human());
+    }
+}

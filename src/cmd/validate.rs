@@ -1,0 +1,109 @@
+//! `rrfeed validate FILE [--rejects OUT.csv]`: the same reading and normalization as an upload, with no
+//! network; every value that had to be dropped can be written out for the dealer system's people to fix.
+
+use std::fs::File;
+use std::io;
+
+use crate::cli::ValidateArgs;
+use crate::customer::{Customer, Normalizer};
+use crate::error::Exit;
+use crate::ingest::{self, IngestOptions, RowSink};
+use crate::source::{InputError, Location};
+use crate::summary::{RunState, ValidateSummary};
+use crate::warnings::Issue;
+
+use super::{Context, input_spec, print_result};
+
+/// Writes one CSV line per rejected value: line, record, field, value, reason.
+struct Rejects {
+    out: Option<csv::Writer<File>>,
+    values: u64,
+}
+
+impl RowSink for Rejects {
+    fn accept(&mut self, _: &Customer, at: Location, issues: &[Issue]) -> io::Result<()> {
+        self.values += issues.len() as u64;
+        let Some(out) = &mut self.out else {
+            return Ok(());
+        };
+        for issue in issues {
+            out.write_record([
+                at.line.to_string().as_str(),
+                at.record.to_string().as_str(),
+                issue.field.name(),
+                issue.value.as_str(),
+                issue.reason().as_str(),
+            ])?;
+        }
+        Ok(())
+    }
+}
+
+pub fn run(args: &ValidateArgs, ctx: &Context) -> Exit {
+    let spec = input_spec(&args.file, &args.input);
+    let mut summary = ValidateSummary {
+        input: spec.display_name(),
+        state: RunState::Succeeded,
+        exit_code: 0,
+        rows: None,
+        format: Some(spec.format),
+        encoding: None,
+        warnings: Vec::new(),
+        rejects: args.rejects.as_ref().map(|p| p.display().to_string()),
+        rejected_values: 0,
+        error: None,
+    };
+    let result = validate(args, ctx, &spec, &mut summary);
+    let exit = match result {
+        Ok(()) => Exit::Success,
+        Err(e) => {
+            summary.error = Some(e.to_string());
+            Exit::DataErr
+        }
+    };
+    summary.exit_code = exit.code();
+    summary.state = RunState::from_exit(exit);
+    print_result(args.json, &summary, || summary.human());
+    exit
+}
+
+fn validate(
+    args: &ValidateArgs,
+    ctx: &Context,
+    spec: &crate::source::InputSpec,
+    summary: &mut ValidateSummary,
+) -> Result<(), InputError> {
+    let out = match &args.rejects {
+        Some(path) => {
+            let mut writer = csv::Writer::from_path(path).map_err(|e| {
+                InputError::new(&path.display().to_string(), format!("cannot write: {e}"))
+            })?;
+            writer
+                .write_record(["line", "record", "field", "value", "reason"])
+                .map_err(|e| InputError::new(&path.display().to_string(), e.to_string()))?;
+            Some(writer)
+        }
+        None => None,
+    };
+    let mut rejects = Rejects { out, values: 0 };
+    let options = IngestOptions {
+        strict: args.strict,
+        normalizer: Normalizer::new(ctx.today),
+    };
+    let result = ingest::ingest(spec, options, &mut rejects);
+    summary.rejected_values = rejects.values;
+    if let Some(mut out) = rejects.out.take() {
+        out.flush().map_err(|e| {
+            InputError::new(
+                summary.rejects.as_deref().unwrap_or("rejects"),
+                e.to_string(),
+            )
+        })?;
+    }
+    let ingested = result?;
+    summary.rows = Some(ingested.rows);
+    summary.format = Some(ingested.source.format);
+    summary.encoding = Some(ingested.source.encoding);
+    summary.warnings = ingested.warnings.summaries();
+    Ok(())
+}

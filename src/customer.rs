@@ -1,0 +1,549 @@
+//! The normalized customer row and the rules that make one (SPEC §3).
+//!
+//! A [`Customer`] can only be made by [`Normalizer::parse_into`], so every row that reaches the spool and
+//! the wire has been through the same rules; nothing downstream checks a row again. Pure code: no IO.
+
+use jiff::civil::Date;
+
+use crate::protocol::{CustomerJson, FIELD_COUNT, Field};
+use crate::warnings::{Issue, WarningCode};
+
+/// A customer row after normalization: 25 values, empty where nothing usable was given.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Customer {
+    values: [String; FIELD_COUNT],
+}
+
+impl Customer {
+    pub fn get(&self, field: Field) -> &str {
+        &self.values[field as usize]
+    }
+
+    pub fn values(&self) -> &[String; FIELD_COUNT] {
+        &self.values
+    }
+
+    /// Appends the row as the vendor's JSON object (every key present, values as strings).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        serde_json::to_writer(out, &CustomerJson(&self.values)).expect("strings always serialize");
+    }
+}
+
+/// The values of one input record, mapped to fields but not yet normalized.
+#[derive(Clone, Debug, Default)]
+pub struct RawCustomer<'a> {
+    pub fields: [Option<&'a str>; FIELD_COUNT],
+    /// A whole birth date, split into month, day and year where those are not given.
+    pub birth_date: Option<&'a str>,
+    /// A whole name, split into first and last where those are not given.
+    pub full_name: Option<&'a str>,
+}
+
+impl<'a> RawCustomer<'a> {
+    pub fn set(&mut self, field: Field, value: &'a str) {
+        self.fields[field as usize] = Some(value);
+    }
+
+    fn given(&self, field: Field) -> Option<&'a str> {
+        self.fields[field as usize].filter(|v| !v.trim().is_empty())
+    }
+}
+
+/// Applies SPEC §3's rules. Holds the current year, which bounds birth and HOG expiry years.
+#[derive(Clone, Copy, Debug)]
+pub struct Normalizer {
+    this_year: i32,
+}
+
+impl Normalizer {
+    /// A normalizer for rows read on `today` (injected so tests do not depend on the clock).
+    pub fn new(today: Date) -> Self {
+        Self {
+            this_year: i32::from(today.year()),
+        }
+    }
+
+    /// Normalizes `raw` into `out` (reusing its buffers). Values that cannot be normalized are left empty
+    /// and reported in `issues`; the caller decides whether that is fatal (`--strict`).
+    pub fn parse_into(&self, raw: &RawCustomer, out: &mut Customer, issues: &mut Vec<Issue>) {
+        let derived = Derived::from_raw(raw, issues);
+        for field in Field::ALL {
+            let slot = &mut out.values[field as usize];
+            slot.clear();
+            let value = raw.given(field).or_else(|| derived.get(field));
+            if let Some(value) = value {
+                self.normalize_field(field, value, slot, issues);
+            }
+        }
+    }
+
+    /// A convenience for tests and one-off callers.
+    pub fn parse(&self, raw: &RawCustomer, issues: &mut Vec<Issue>) -> Customer {
+        let mut out = Customer::default();
+        self.parse_into(raw, &mut out, issues);
+        out
+    }
+
+    fn normalize_field(
+        &self,
+        field: Field,
+        value: &str,
+        out: &mut String,
+        issues: &mut Vec<Issue>,
+    ) {
+        clean_text(value, out);
+        let rule = match field {
+            Field::MobilePhone | Field::HomePhone | Field::WorkPhone => phone(out),
+            Field::Gender => gender(out),
+            Field::IsLocalHogChapterMember => yes_no(out),
+            Field::Email => email(out),
+            Field::BirthMonth | Field::HogExpireMonth => month(out),
+            Field::BirthDay | Field::HogExpireDate => {
+                number_in(out, 1, 31, WarningCode::InvalidDay)
+            }
+            Field::BirthYear => number_in(out, 1900, self.this_year, WarningCode::InvalidYear),
+            Field::HogExpireYear => {
+                number_in(out, 1983, self.this_year + 10, WarningCode::InvalidYear)
+            }
+            Field::Country => {
+                country(out);
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        if let Err(code) = rule {
+            issues.push(Issue {
+                field,
+                code,
+                value: std::mem::take(out),
+            });
+        }
+    }
+}
+
+/// Fields derived from a whole birth date or a whole name.
+#[derive(Default)]
+struct Derived {
+    birth: Option<(String, String, String)>,
+    names: Option<(String, String)>,
+}
+
+impl Derived {
+    fn from_raw(raw: &RawCustomer, issues: &mut Vec<Issue>) -> Self {
+        let mut derived = Derived::default();
+        if let Some(date) = raw.birth_date.filter(|d| !d.trim().is_empty()) {
+            match split_date(date.trim()) {
+                Some((m, d, y)) => {
+                    derived.birth = Some((m.to_string(), d.to_string(), y.to_string()));
+                }
+                None => issues.push(Issue {
+                    field: Field::BirthYear,
+                    code: WarningCode::InvalidBirthDate,
+                    value: date.trim().to_owned(),
+                }),
+            }
+        }
+        if let Some(name) = raw.full_name.filter(|n| !n.trim().is_empty()) {
+            derived.names = Some(split_name(name));
+        }
+        derived
+    }
+
+    fn get(&self, field: Field) -> Option<&str> {
+        match (field, &self.birth, &self.names) {
+            (Field::BirthMonth, Some((m, _, _)), _) => Some(m),
+            (Field::BirthDay, Some((_, d, _)), _) => Some(d),
+            (Field::BirthYear, Some((_, _, y)), _) => Some(y),
+            (Field::FirstName, _, Some((first, _))) => Some(first),
+            (Field::LastName, _, Some((_, last))) => Some(last),
+            _ => None,
+        }
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+    }
+}
+
+/// Trims, turns line breaks and other control characters into spaces, and collapses the runs of spaces
+/// that this makes (SPEC §3: internal line breaks become one space).
+fn clean_text(value: &str, out: &mut String) {
+    out.clear();
+    let value = value.trim();
+    if !value.contains(|c: char| c.is_control()) {
+        out.push_str(value);
+        return;
+    }
+    let mut pending_space = false;
+    for c in value.chars() {
+        if c.is_control() || (pending_space && c == ' ') {
+            pending_space = true;
+            continue;
+        }
+        if pending_space {
+            if !out.ends_with(' ') && !out.is_empty() {
+                out.push(' ');
+            }
+            pending_space = false;
+        }
+        out.push(c);
+    }
+    let trimmed = out.trim_end().len();
+    out.truncate(trimmed);
+}
+
+type Rule = Result<(), WarningCode>;
+
+/// Phones keep their digits and a leading `+`; punctuation goes. Letters make the value invalid.
+fn phone(value: &mut String) -> Rule {
+    if value.is_empty() {
+        return Ok(());
+    }
+    let plus = value.starts_with('+');
+    let allowed = |c: char| c.is_ascii_digit() || " -.()/+".contains(c);
+    if !value.chars().all(allowed) || !value.chars().any(|c| c.is_ascii_digit()) {
+        return Err(WarningCode::InvalidPhone);
+    }
+    value.retain(|c| c.is_ascii_digit());
+    if plus {
+        value.insert(0, '+');
+    }
+    Ok(())
+}
+
+fn gender(value: &mut String) -> Rule {
+    let code = match value.to_ascii_lowercase().as_str() {
+        "" => "",
+        "m" | "male" | "man" => "M",
+        "f" | "female" | "woman" => "F",
+        _ => return Err(WarningCode::InvalidGender),
+    };
+    replace(value, code);
+    Ok(())
+}
+
+fn yes_no(value: &mut String) -> Rule {
+    let code = match value.to_ascii_lowercase().as_str() {
+        "" => "",
+        "y" | "yes" | "true" | "1" => "Y",
+        "n" | "no" | "false" | "0" => "N",
+        _ => return Err(WarningCode::InvalidYesNo),
+    };
+    replace(value, code);
+    Ok(())
+}
+
+/// Emails are lowercased; a value that is plainly not an address ("none", "n/a") is dropped.
+fn email(value: &mut str) -> Rule {
+    if value.is_empty() {
+        return Ok(());
+    }
+    value.make_ascii_lowercase();
+    let plausible = match value.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+                && !value.contains(char::is_whitespace)
+        }
+        None => false,
+    };
+    if plausible {
+        Ok(())
+    } else {
+        Err(WarningCode::InvalidEmail)
+    }
+}
+
+const MONTH_NAMES: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
+
+/// Months are 1-12, written without leading zeros; month names are accepted.
+fn month(value: &mut String) -> Rule {
+    let lower = value.to_ascii_lowercase();
+    let by_name = MONTH_NAMES
+        .iter()
+        .position(|m| lower.len() >= 3 && lower.starts_with(m))
+        .filter(|_| lower.chars().all(|c| c.is_ascii_alphabetic() || c == '.'));
+    if let Some(index) = by_name {
+        replace(value, &(index + 1).to_string());
+        return Ok(());
+    }
+    number_in(value, 1, 12, WarningCode::InvalidMonth)
+}
+
+/// Whole numbers in `lo..=hi`, written without leading zeros ("07" → "7"; "1985.0" → "1985").
+fn number_in(value: &mut String, lo: i32, hi: i32, code: WarningCode) -> Rule {
+    if value.is_empty() {
+        return Ok(());
+    }
+    let digits = value.strip_suffix(".0").unwrap_or(value);
+    match digits.parse::<i32>() {
+        Ok(n) if (lo..=hi).contains(&n) && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            replace(value, &n.to_string());
+            Ok(())
+        }
+        _ => Err(code),
+    }
+}
+
+/// Countries: the three the vendor names get their 3-letter codes; others are uppercased as given.
+fn country(value: &mut String) {
+    let code = match value.to_ascii_lowercase().replace('.', "").as_str() {
+        "us" | "usa" | "united states" | "united states of america" => "USA",
+        "ca" | "can" | "canada" => "CAN",
+        "au" | "aus" | "australia" => "AUS",
+        _ => {
+            *value = value.to_uppercase();
+            return;
+        }
+    };
+    replace(value, code);
+}
+
+fn replace(value: &mut String, with: &str) {
+    value.clear();
+    value.push_str(with);
+}
+
+/// Splits a birth date into (month, day, year). Accepts `M/D/YYYY`, `M-D-YYYY`, `YYYY-MM-DD` and
+/// `YYYY/MM/DD`, each optionally followed by a time, and rejects impossible dates such as 02/30.
+pub fn split_date(value: &str) -> Option<(i8, i8, i16)> {
+    let date_part = value.split([' ', 'T']).next()?;
+    let parts: Vec<&str> = date_part.split(['/', '-', '.']).collect();
+    let [a, b, c] = parts.as_slice() else {
+        return None;
+    };
+    let num = |s: &str| -> Option<i16> {
+        (!s.is_empty() && s.len() <= 4 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let (y, m, d) = if a.len() == 4 {
+        (num(a)?, num(b)?, num(c)?)
+    } else if c.len() == 4 {
+        (num(c)?, num(a)?, num(b)?)
+    } else {
+        return None;
+    };
+    let date = Date::new(y, i8::try_from(m).ok()?, i8::try_from(d).ok()?).ok()?;
+    Some((date.month(), date.day(), date.year()))
+}
+
+/// Splits a whole name: `Last, First` or `First [Middle] Last`.
+fn split_name(value: &str) -> (String, String) {
+    let value = value.trim();
+    if let Some((last, first)) = value.split_once(',') {
+        return (first.trim().to_owned(), last.trim().to_owned());
+    }
+    match value.rsplit_once(char::is_whitespace) {
+        Some((first, last)) => (first.trim().to_owned(), last.trim().to_owned()),
+        None => (value.to_owned(), String::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm() -> Normalizer {
+        Normalizer::new(Date::new(2026, 11, 22).unwrap())
+    }
+
+    fn one(field: Field, value: &str) -> (String, Vec<Issue>) {
+        let mut raw = RawCustomer::default();
+        raw.set(field, value);
+        let mut issues = Vec::new();
+        let c = norm().parse(&raw, &mut issues);
+        (c.get(field).to_owned(), issues)
+    }
+
+    fn ok(field: Field, value: &str) -> String {
+        let (v, issues) = one(field, value);
+        assert!(issues.is_empty(), "{value:?} gave {issues:?}");
+        v
+    }
+
+    fn bad(field: Field, value: &str) -> WarningCode {
+        let (v, issues) = one(field, value);
+        assert_eq!(v, "", "{value:?} should be left empty");
+        assert_eq!(issues.len(), 1, "{value:?}");
+        issues[0].code
+    }
+
+    #[test]
+    fn text_is_trimmed_and_line_breaks_collapse_to_one_space() {
+        assert_eq!(
+            ok(Field::Address, "  12 Main St \r\n Apt 4 "),
+            "12 Main St Apt 4"
+        );
+        assert_eq!(ok(Field::City, "Oak\nCreek"), "Oak Creek");
+        assert_eq!(ok(Field::City, "Oak\u{0}Creek"), "Oak Creek");
+        assert_eq!(ok(Field::ClubName, "  VIP  "), "VIP");
+    }
+
+    #[test]
+    fn phones_keep_digits_and_a_leading_plus() {
+        assert_eq!(ok(Field::MobilePhone, "(414) 326-4100"), "4143264100");
+        assert_eq!(ok(Field::HomePhone, "+1 414.326.4100"), "+14143264100");
+        assert_eq!(ok(Field::WorkPhone, ""), "");
+        assert_eq!(bad(Field::WorkPhone, "n/a"), WarningCode::InvalidPhone);
+        assert_eq!(
+            bad(Field::MobilePhone, "555-CALL"),
+            WarningCode::InvalidPhone
+        );
+    }
+
+    #[test]
+    fn primary_phone_type_is_only_trimmed() {
+        assert_eq!(
+            ok(Field::PrimaryPhoneType, " (414) 326-4100 "),
+            "(414) 326-4100"
+        );
+    }
+
+    #[test]
+    fn genders_become_m_or_f() {
+        for (v, want) in [
+            ("Male", "M"),
+            ("female", "F"),
+            ("m", "M"),
+            (" F ", "F"),
+            ("", ""),
+        ] {
+            assert_eq!(ok(Field::Gender, v), want);
+        }
+        assert_eq!(bad(Field::Gender, "Unknown"), WarningCode::InvalidGender);
+    }
+
+    #[test]
+    fn hog_chapter_membership_becomes_y_or_n() {
+        for (v, want) in [
+            ("yes", "Y"),
+            ("No", "N"),
+            ("true", "Y"),
+            ("0", "N"),
+            ("y", "Y"),
+        ] {
+            assert_eq!(ok(Field::IsLocalHogChapterMember, v), want);
+        }
+        assert_eq!(
+            bad(Field::IsLocalHogChapterMember, "maybe"),
+            WarningCode::InvalidYesNo
+        );
+    }
+
+    #[test]
+    fn emails_are_lowercased_and_non_addresses_dropped() {
+        assert_eq!(
+            ok(Field::Email, " John.Doe@Example.COM "),
+            "john.doe@example.com"
+        );
+        assert_eq!(bad(Field::Email, "none"), WarningCode::InvalidEmail);
+        assert_eq!(bad(Field::Email, "a@b"), WarningCode::InvalidEmail);
+    }
+
+    #[test]
+    fn months_days_and_years_are_range_checked() {
+        assert_eq!(ok(Field::BirthMonth, "07"), "7");
+        assert_eq!(ok(Field::BirthMonth, "March"), "3");
+        assert_eq!(ok(Field::BirthDay, "31"), "31");
+        assert_eq!(ok(Field::BirthYear, "1955"), "1955");
+        assert_eq!(ok(Field::BirthYear, "2026"), "2026");
+        assert_eq!(ok(Field::HogExpireYear, "2036"), "2036");
+        assert_eq!(bad(Field::BirthMonth, "13"), WarningCode::InvalidMonth);
+        assert_eq!(bad(Field::BirthDay, "0"), WarningCode::InvalidDay);
+        assert_eq!(bad(Field::BirthYear, "1899"), WarningCode::InvalidYear);
+        assert_eq!(bad(Field::BirthYear, "2027"), WarningCode::InvalidYear);
+        assert_eq!(bad(Field::BirthYear, "85"), WarningCode::InvalidYear);
+        assert_eq!(bad(Field::HogExpireYear, "1982"), WarningCode::InvalidYear);
+        assert_eq!(bad(Field::HogExpireYear, "2037"), WarningCode::InvalidYear);
+    }
+
+    #[test]
+    fn countries_get_the_vendors_codes() {
+        for (v, want) in [
+            ("US", "USA"),
+            ("United States", "USA"),
+            ("u.s.a.", "USA"),
+            ("ca", "CAN"),
+            ("Canada", "CAN"),
+            ("Australia", "AUS"),
+            ("mex", "MEX"),
+            ("", ""),
+        ] {
+            assert_eq!(ok(Field::Country, v), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn a_birth_date_fills_the_three_birth_fields_unless_they_are_given() {
+        let mut raw = RawCustomer {
+            birth_date: Some("03/15/1980 12:00:00 AM"),
+            ..Default::default()
+        };
+        let mut issues = Vec::new();
+        let c = norm().parse(&raw, &mut issues);
+        assert_eq!(
+            (
+                c.get(Field::BirthMonth),
+                c.get(Field::BirthDay),
+                c.get(Field::BirthYear)
+            ),
+            ("3", "15", "1980")
+        );
+        raw.set(Field::BirthYear, "1981");
+        let c = norm().parse(&raw, &mut issues);
+        assert_eq!(c.get(Field::BirthYear), "1981");
+        assert!(issues.is_empty());
+    }
+
+    #[test]
+    fn impossible_birth_dates_are_reported() {
+        assert_eq!(split_date("02/30/1980"), None);
+        assert_eq!(split_date("1980-02-29"), Some((2, 29, 1980)));
+        assert_eq!(split_date("15/03/80"), None);
+        let raw = RawCustomer {
+            birth_date: Some("02/30/1980"),
+            ..Default::default()
+        };
+        let mut issues = Vec::new();
+        norm().parse(&raw, &mut issues);
+        assert_eq!(issues[0].code, WarningCode::InvalidBirthDate);
+    }
+
+    #[test]
+    fn a_full_name_is_split_when_first_and_last_are_missing() {
+        assert_eq!(split_name("Doe, John"), ("John".into(), "Doe".into()));
+        assert_eq!(
+            split_name("Mary Ann Smith"),
+            ("Mary Ann".into(), "Smith".into())
+        );
+        assert_eq!(split_name("Cher"), ("Cher".into(), String::new()));
+        let mut raw = RawCustomer {
+            full_name: Some("Jane Roe"),
+            ..Default::default()
+        };
+        raw.set(Field::FirstName, "Janet");
+        let c = norm().parse(&raw, &mut Vec::new());
+        assert_eq!(
+            (c.get(Field::FirstName), c.get(Field::LastName)),
+            ("Janet", "Roe")
+        );
+    }
+
+    #[test]
+    fn rows_serialize_with_all_25_keys_in_order() {
+        let mut raw = RawCustomer::default();
+        raw.set(Field::FirstName, "John");
+        let c = norm().parse(&raw, &mut Vec::new());
+        let mut out = Vec::new();
+        c.write_json(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with(
+            r#"{"PartnerCustomerID":"","CustomerRewardNumber":"","CustomerFirstName":"John""#
+        ));
+        assert_eq!(text.matches("\":").count(), FIELD_COUNT);
+    }
+}

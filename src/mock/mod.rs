@@ -1,0 +1,423 @@
+//! `rrfeed mock`: a local Rider Rewards server for first tries, tests and CI (SPEC §7).
+//!
+//! The vendor's five paths are served from [`state::MockState`] through the same wire types the client
+//! uses, with faults injected per call ([`faults`]); everything a test may want to see is under `/_mock/`,
+//! apart from the vendor paths: what each store holds and every call received.
+
+pub mod faults;
+pub mod state;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+use crate::protocol::{self, Endpoint, Envelope, header as h};
+use faults::{Actions, BadBody, FaultPlan};
+use state::{Accounts, Creds, MockState, MockStore, Refusal, StoreData};
+
+/// Where the inspection endpoints live, apart from the vendor's paths.
+pub const INSPECT_PREFIX: &str = "/_mock";
+
+/// What a mock serves.
+#[derive(Clone, Debug)]
+pub struct MockConfig {
+    pub accounts: Accounts,
+    pub purge_after: Duration,
+    pub faults: FaultPlan,
+}
+
+impl MockConfig {
+    /// One demo partner with one demo store. The keys are for the mock only.
+    pub fn demo() -> Self {
+        Self {
+            accounts: Accounts {
+                partner_key: "demo-partner-key".into(),
+                admin_password: "demo-admin-password".into(),
+                stores: vec![MockStore {
+                    store_id: "1001".into(),
+                    store_key: "demo-store-key".into(),
+                    partner_store_id: "DEMO-1".into(),
+                    name: "Demo Motorcycles".into(),
+                }],
+            },
+            purge_after: Duration::from_secs(8 * 3600),
+            faults: FaultPlan::default(),
+        }
+    }
+}
+
+/// One call as the mock saw it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct CallRecord {
+    /// Order among all calls (1-based).
+    pub seq: u64,
+    /// The endpoint's path without the slash, e.g. `endtransaction`.
+    pub endpoint: String,
+    /// Order among this endpoint's calls (1-based), as fault rules count.
+    pub call: u64,
+    pub status: u16,
+    pub transactionid: Option<String>,
+    /// Rows in the post (uploads only).
+    pub rows: Option<usize>,
+    /// `success`, `error: TEXT`, or `fault: WHAT`.
+    pub outcome: String,
+    /// Whether the state was changed by the call (a success of begin, upload or end).
+    pub processed: bool,
+}
+
+/// A running mock: cheap to clone, shared by the server and whoever inspects it.
+#[derive(Clone)]
+pub struct Mock {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Mutex<MockState>,
+    faults: FaultPlan,
+    log: Mutex<Log>,
+}
+
+#[derive(Default)]
+struct Log {
+    counts: HashMap<Endpoint, u64>,
+    calls: Vec<CallRecord>,
+}
+
+/// The mock's decision for one call, for a transport (HTTP, or a test's direct calls) to carry out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handled {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub content_type: &'static str,
+    pub retry_after: Option<u64>,
+    /// Break the connection instead of answering.
+    pub drop: bool,
+    /// Hold the answer this long (the client should time out).
+    pub hold: Option<Duration>,
+}
+
+impl Mock {
+    pub fn new(config: MockConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                state: Mutex::new(MockState::new(config.accounts, config.purge_after)),
+                faults: config.faults,
+                log: Mutex::new(Log::default()),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, MockState> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn log(&self) -> MutexGuard<'_, Log> {
+        self.inner.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every call received so far, in order.
+    pub fn calls(&self) -> Vec<CallRecord> {
+        self.log().calls.clone()
+    }
+
+    /// What a store holds now.
+    pub fn store(&self, store_id: &str) -> Option<StoreData> {
+        self.state().store(store_id).cloned()
+    }
+
+    /// Transactions begun and neither ended nor purged.
+    pub fn open_transactions(&self) -> usize {
+        self.state().open_transactions()
+    }
+
+    /// Handles one vendor call: faults first, then the state machine.
+    pub async fn handle(&self, endpoint: Endpoint, headers: &HeaderMap, body: &[u8]) -> Handled {
+        let call = {
+            let mut log = self.log();
+            let n = log.counts.entry(endpoint).or_default();
+            *n += 1;
+            *n
+        };
+        let actions = self.inner.faults.actions(endpoint, call);
+        if let Some(delay) = actions.delay {
+            tokio::time::sleep(delay).await;
+        }
+        let creds = creds(headers);
+        let (mut handled, outcome, processed) = if actions.skips_processing() {
+            let (handled, what) = fault_answer(&actions);
+            (handled, format!("fault: {what}"), false)
+        } else {
+            self.process(endpoint, &creds, headers, body, &actions)
+        };
+        handled.hold = actions.timeout.filter(|_| !handled.drop);
+        let outcome = match handled.hold {
+            Some(hold) => format!("{outcome} (answer held {}s)", hold.as_secs_f64()),
+            None => outcome,
+        };
+        self.record(endpoint, call, &creds, body, &handled, outcome, processed);
+        handled
+    }
+
+    fn process(
+        &self,
+        endpoint: Endpoint,
+        creds: &Creds,
+        headers: &HeaderMap,
+        body: &[u8],
+        actions: &Actions,
+    ) -> (Handled, String, bool) {
+        let json_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        let now = Instant::now();
+        let result = if !json_type {
+            Err(Refusal {
+                status: 415,
+                text: "Content-Type must be application/json".into(),
+            })
+        } else {
+            let mut state = self.state();
+            match endpoint {
+                Endpoint::DealerList => state.dealer_list(creds).map(|r| to_json(&r)),
+                Endpoint::ReadyFeed => state.ready_feed(creds, body).map(|r| envelope(&r)),
+                Endpoint::BeginTransaction => state.begin(creds, body, now).map(|r| envelope(&r)),
+                Endpoint::UploadCustomers => state.upload(creds, body, now).map(|mut r| {
+                    if let Some(skew) = actions.running_total_skew {
+                        r.runningtotal.0 = r.runningtotal.0.saturating_add_signed(skew);
+                    }
+                    envelope(&r)
+                }),
+                Endpoint::EndTransaction => state.end(creds, body, now).map(|r| envelope(&r)),
+            }
+        };
+        match result {
+            Ok(body) => (
+                answer(200, body),
+                "success".into(),
+                endpoint != Endpoint::DealerList,
+            ),
+            Err(refusal) => (
+                answer(refusal.status, protocol::error_body(&refusal.text)),
+                format!("error: {}", refusal.text),
+                false,
+            ),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        endpoint: Endpoint,
+        call: u64,
+        creds: &Creds,
+        body: &[u8],
+        handled: &Handled,
+        outcome: String,
+        processed: bool,
+    ) {
+        let rows = (endpoint == Endpoint::UploadCustomers)
+            .then(|| serde_json::from_slice::<protocol::UploadRequest>(body).ok())
+            .flatten()
+            .map(|r| r.rows.len());
+        let mut log = self.log();
+        let seq = log.calls.len() as u64 + 1;
+        log.calls.push(CallRecord {
+            seq,
+            endpoint: endpoint.to_string(),
+            call,
+            status: if handled.drop { 0 } else { handled.status },
+            transactionid: creds.transactionid.map(str::to_owned),
+            rows,
+            outcome,
+            processed,
+        });
+    }
+
+    /// The HTTP routes: the vendor's paths and the inspection paths.
+    pub fn router(&self) -> Router {
+        let mut router = Router::new();
+        for endpoint in Endpoint::ALL {
+            router = router.route(
+                endpoint.path(),
+                post(
+                    move |State(mock): State<Mock>, headers: HeaderMap, body: Bytes| async move {
+                        let handled = mock.handle(endpoint, &headers, &body).await;
+                        into_response(handled).await
+                    },
+                ),
+            );
+        }
+        router
+            .route(&format!("{INSPECT_PREFIX}/stores"), get(inspect_stores))
+            .route(
+                &format!("{INSPECT_PREFIX}/stores/{{id}}/customers"),
+                get(inspect_customers),
+            )
+            .route(&format!("{INSPECT_PREFIX}/calls"), get(inspect_calls))
+            .layer(DefaultBodyLimit::max(64 << 20))
+            .with_state(self.clone())
+    }
+
+    /// Serves on `listener` until `shutdown` completes.
+    ///
+    /// Fails when the listener fails.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+fn creds(headers: &HeaderMap) -> Creds<'_> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    Creds {
+        partner_key: get(h::PARTNER_API_KEY),
+        store_key: get(h::STORE_API_KEY),
+        store_id: get(h::STORE_ID),
+        admin_password: get(h::ADMIN_PASSWORD),
+        transactionid: get(h::TRANSACTION_ID),
+        partner_store_id: get(h::PARTNER_STORE_ID),
+    }
+}
+
+fn envelope<T: Serialize>(results: &T) -> Vec<u8> {
+    to_json(&Envelope { results })
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("answers always serialize")
+}
+
+fn answer(status: u16, body: Vec<u8>) -> Handled {
+    Handled {
+        status,
+        body,
+        content_type: "application/json",
+        retry_after: None,
+        drop: false,
+        hold: None,
+    }
+}
+
+/// The answer to a call that a fault answers without processing, and a word for the log.
+fn fault_answer(actions: &Actions) -> (Handled, String) {
+    if actions.drop {
+        let mut handled = answer(0, Vec::new());
+        handled.drop = true;
+        return (handled, "drop".into());
+    }
+    if let Some(status) = actions.status {
+        let mut handled = answer(
+            status,
+            protocol::error_body(&format!("Injected fault: HTTP {status}")),
+        );
+        handled.retry_after = actions.retry_after;
+        return (handled, format!("status {status}"));
+    }
+    if let Some(text) = &actions.error {
+        return (
+            answer(200, protocol::error_body(text)),
+            format!("error {text:?}"),
+        );
+    }
+    let (body, content_type, what) = match actions.body.unwrap_or(BadBody::Garbage) {
+        BadBody::Html => (
+            b"<html><body><h1>502 Bad Gateway</h1></body></html>".to_vec(),
+            "text/html",
+            "html body",
+        ),
+        BadBody::Garbage => (
+            b"{\"results\": {\"mess".to_vec(),
+            "application/json",
+            "garbage body",
+        ),
+        BadBody::Empty => (Vec::new(), "application/json", "empty body"),
+    };
+    let mut handled = answer(200, body);
+    handled.content_type = content_type;
+    (handled, what.into())
+}
+
+async fn into_response(handled: Handled) -> Response {
+    if handled.drop {
+        // Headers go out, then the body fails: hyper closes the connection mid-answer.
+        let broken = futures_util::stream::once(async {
+            Err::<Bytes, std::io::Error>(std::io::Error::other("fault: drop"))
+        });
+        return Response::new(Body::from_stream(broken));
+    }
+    if let Some(hold) = handled.hold {
+        tokio::time::sleep(hold).await;
+    }
+    let status = StatusCode::from_u16(handled.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, handled.content_type)],
+        handled.body,
+    )
+        .into_response();
+    if let Some(secs) = handled.retry_after {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            secs.to_string().parse().expect("digits"),
+        );
+    }
+    response
+}
+
+#[derive(Serialize)]
+struct StoreView {
+    #[serde(rename = "RRStoreID")]
+    store_id: String,
+    name: String,
+    customers: usize,
+    imports: u64,
+    last_import: Option<String>,
+}
+
+async fn inspect_stores(State(mock): State<Mock>) -> Response {
+    let state = mock.state();
+    let views: Vec<StoreView> = state
+        .accounts()
+        .stores
+        .iter()
+        .map(|s| {
+            let data = state.store(&s.store_id);
+            StoreView {
+                store_id: s.store_id.clone(),
+                name: s.name.clone(),
+                customers: data.map_or(0, |d| d.customers.len()),
+                imports: data.map_or(0, |d| d.imports),
+                last_import: data.and_then(|d| d.last_import.clone()),
+            }
+        })
+        .collect();
+    axum::Json(views).into_response()
+}
+
+async fn inspect_customers(State(mock): State<Mock>, Path(id): Path<String>) -> Response {
+    match mock.store(&id) {
+        Some(data) => axum::Json(data.customers).into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no store {id}")).into_response(),
+    }
+}
+
+async fn inspect_calls(State(mock): State<Mock>) -> Response {
+    axum::Json(mock.calls()).into_response()
+}

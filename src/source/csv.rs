@@ -1,0 +1,342 @@
+//! CSV exports: a header row, then one record per customer. Quoted fields may hold delimiters, quotes
+//! and line breaks; blank lines are skipped; a record with more or fewer fields than the header is a
+//! structural error, except for empty fields after the last column (a trailing delimiter).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::{BufRead, Read};
+use std::rc::Rc;
+
+use ::csv::{ByteRecord, ReaderBuilder};
+
+use super::{Encoding, Format, InputError, Location, SourceInfo, Visit, utf8_hint};
+use crate::customer::RawCustomer;
+use crate::mapping::{ColumnMap, Target};
+
+pub(super) fn read(
+    mut reader: Box<dyn BufRead>,
+    delimiter: Option<u8>,
+    name: &str,
+    encoding: Encoding,
+    visit: &mut Visit<'_>,
+) -> Result<SourceInfo, InputError> {
+    let delimiter = match delimiter {
+        Some(d) => d,
+        None => sniff_delimiter(
+            reader
+                .fill_buf()
+                .map_err(|e| InputError::new(name, format!("cannot read: {e}")))?,
+        ),
+    };
+    let lines = Rc::new(RefCell::new(LineIndex::default()));
+    let counting = Counting {
+        inner: reader,
+        lines: lines.clone(),
+    };
+    let mut csv = ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(counting);
+    let mut record = ByteRecord::new();
+    let line_of = |record: &ByteRecord| {
+        lines
+            .borrow_mut()
+            .line_of(record.position().map_or(0, |p| p.byte()))
+    };
+    let read = |csv: &mut ::csv::Reader<_>, record: &mut ByteRecord| {
+        csv.read_byte_record(record).map_err(|e| {
+            let line = e.position().map(|p| lines.borrow_mut().line_of(p.byte()));
+            csv_error(name, &e, line)
+        })
+    };
+    if !read(&mut csv, &mut record)? {
+        return Err(InputError::new(
+            name,
+            "the file is empty: a header row is required",
+        ));
+    }
+    let headers = header_names(&record, name, encoding)?;
+    let map = ColumnMap::from_headers(&headers);
+    if map.targets.iter().all(|t| *t == Target::Ignore) {
+        return Err(InputError::new(
+            name,
+            format!(
+                "no column maps to a customer field (headers: {}); is the header row missing, or is \
+                 the delimiter not {:?}?",
+                headers.join(", "),
+                delimiter as char
+            ),
+        )
+        .at_line(1));
+    }
+    let mut number = 0;
+    while read(&mut csv, &mut record)? {
+        number += 1;
+        let line = line_of(&record);
+        check_width(&record, &headers, line, name)?;
+        let raw = raw_customer(&record, &map.targets, &headers, line, name, encoding)?;
+        visit(
+            &raw,
+            Location {
+                line,
+                record: number,
+            },
+        )?;
+    }
+    Ok(SourceInfo {
+        format: Format::Csv,
+        encoding,
+        unknown_columns: map.unknown,
+        shadowed_columns: map.shadowed,
+    })
+}
+
+/// `,` unless the first line has none and plainly uses `;`, a tab or `|` instead.
+fn sniff_delimiter(start: &[u8]) -> u8 {
+    let first_line = start.split(|b| *b == b'\n').next().unwrap_or_default();
+    let count = |d: u8| first_line.iter().filter(|b| **b == d).count();
+    if count(b',') > 0 {
+        return b',';
+    }
+    [b';', b'\t', b'|']
+        .into_iter()
+        .max_by_key(|d| count(*d))
+        .filter(|d| count(*d) > 0)
+        .unwrap_or(b',')
+}
+
+fn header_names(
+    record: &ByteRecord,
+    name: &str,
+    encoding: Encoding,
+) -> Result<Vec<String>, InputError> {
+    record
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            std::str::from_utf8(h).map(str::to_owned).map_err(|_| {
+                InputError::new(
+                    name,
+                    format!("the header is not valid UTF-8{}", utf8_hint(encoding)),
+                )
+                .at_line(1)
+                .in_column((i + 1).to_string())
+            })
+        })
+        .collect()
+}
+
+fn check_width(
+    record: &ByteRecord,
+    headers: &[String],
+    line: u64,
+    name: &str,
+) -> Result<(), InputError> {
+    let trailing_empty =
+        record.len() > headers.len() && record.iter().skip(headers.len()).all(|f| f.is_empty());
+    if record.len() == headers.len() || trailing_empty {
+        return Ok(());
+    }
+    let hint = if record.len() < headers.len() {
+        " (a quote left open swallows the lines after it)"
+    } else {
+        " (an unquoted delimiter inside a value?)"
+    };
+    Err(InputError::new(
+        name,
+        format!(
+            "ragged row: {} fields where the header has {}{hint}",
+            record.len(),
+            headers.len()
+        ),
+    )
+    .at_line(line))
+}
+
+fn raw_customer<'r>(
+    record: &'r ByteRecord,
+    targets: &[Target],
+    headers: &[String],
+    line: u64,
+    name: &str,
+    encoding: Encoding,
+) -> Result<RawCustomer<'r>, InputError> {
+    let mut raw = RawCustomer::default();
+    for (i, (bytes, target)) in record.iter().zip(targets).enumerate() {
+        if *target == Target::Ignore {
+            continue;
+        }
+        let value = std::str::from_utf8(bytes).map_err(|e| {
+            InputError::new(
+                name,
+                format!(
+                    "invalid UTF-8 byte 0x{:02X}{}",
+                    bytes[e.valid_up_to()],
+                    utf8_hint(encoding)
+                ),
+            )
+            .at_line(line)
+            .in_column(format!("{} ({})", i + 1, headers[i]))
+        })?;
+        match *target {
+            Target::Field(f) => raw.set(f, value),
+            Target::BirthDate => raw.birth_date = Some(value),
+            Target::FullName => raw.full_name = Some(value),
+            Target::Ignore => {}
+        }
+    }
+    Ok(raw)
+}
+
+fn csv_error(name: &str, e: &::csv::Error, line: Option<u64>) -> InputError {
+    let err = InputError::new(name, format!("malformed CSV: {e}"));
+    match line {
+        Some(line) => err.at_line(line),
+        None => err,
+    }
+}
+
+/// The line breaks read so far and not yet passed, so that a record's byte offset can be turned into the
+/// physical line where it starts (quoted fields may span lines; blank lines are skipped).
+#[derive(Default)]
+struct LineIndex {
+    /// Offsets of `\r` and `\n` bytes ahead of the last record asked about, and whether each is `\n`.
+    ahead: VecDeque<(u64, bool)>,
+    passed: u64,
+    read: u64,
+}
+
+impl LineIndex {
+    /// The 1-based line of the record whose position is `byte`. The csv crate places a record before
+    /// the line breaks it skips to reach it (the `\n` of a CRLF, blank lines), so those are counted too.
+    /// Offsets must be asked in increasing order.
+    fn line_of(&mut self, byte: u64) -> u64 {
+        while let Some(&(offset, lf)) = self.ahead.front() {
+            if offset >= byte {
+                break;
+            }
+            self.ahead.pop_front();
+            self.passed += u64::from(lf);
+        }
+        let skipped = self
+            .ahead
+            .iter()
+            .enumerate()
+            .take_while(|(i, (offset, _))| *offset == byte + *i as u64)
+            .filter(|(_, (_, lf))| *lf)
+            .count() as u64;
+        self.passed + skipped + 1
+    }
+}
+
+/// Feeds the reader's bytes to a [`LineIndex`] on their way to the CSV parser.
+struct Counting {
+    inner: Box<dyn BufRead>,
+    lines: Rc<RefCell<LineIndex>>,
+}
+
+impl Read for Counting {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut index = self.lines.borrow_mut();
+        let start = index.read;
+        for (i, b) in buf[..n].iter().enumerate() {
+            if matches!(b, b'\n' | b'\r') {
+                index.ahead.push_back((start + i as u64, *b == b'\n'));
+            }
+        }
+        index.read += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Field;
+
+    type Row = (u64, Vec<(Field, String)>);
+
+    fn rows(text: &'static [u8]) -> Result<Vec<Row>, InputError> {
+        let mut out = Vec::new();
+        read(
+            Box::new(text),
+            None,
+            "t.csv",
+            Encoding::Utf8,
+            &mut |raw, at| {
+                let fields = Field::ALL
+                    .into_iter()
+                    .filter_map(|f| raw.fields[f as usize].map(|v| (f, v.to_owned())))
+                    .collect();
+                out.push((at.line, fields));
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    #[test]
+    fn quoted_newlines_keep_the_line_where_the_record_starts() {
+        let text = b"First Name,Address\r\nAnn,\"1 Main\r\nSt\"\r\n\r\nBob,\"2, \"\"Elm\"\"\"\r\n";
+        let got = rows(text).unwrap();
+        assert_eq!(got[0].0, 2);
+        assert_eq!(got[0].1[1], (Field::Address, "1 Main\r\nSt".into()));
+        assert_eq!(got[1].0, 5);
+        assert_eq!(got[1].1[1], (Field::Address, "2, \"Elm\"".into()));
+    }
+
+    #[test]
+    fn blank_lines_are_skipped_but_counted() {
+        let got = rows(b"First Name\nAnn\n\n\nBob\n").unwrap();
+        let lines: Vec<u64> = got.iter().map(|g| g.0).collect();
+        assert_eq!(lines, [2, 5]);
+    }
+
+    #[test]
+    fn a_ragged_row_names_its_line() {
+        let err = rows(b"First Name,Email\nAnn,a@b.c\nBob\n").unwrap_err();
+        assert_eq!(err.line, Some(3));
+        assert!(
+            err.message
+                .contains("ragged row: 1 fields where the header has 2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn empty_fields_after_the_last_column_are_a_trailing_delimiter() {
+        let got = rows(b"First Name,Email\nAnn,a@b.c,\n").unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(rows(b"First Name,Email\nAnn,a@b.c,x\n").is_err());
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_a_structural_error() {
+        let err = rows(b"First Name,Email\n\"Ann,a@b.c\nBob,b@c.d\n").unwrap_err();
+        assert_eq!(err.line, Some(2));
+    }
+
+    #[test]
+    fn invalid_utf8_names_line_and_column() {
+        let err = rows(b"First Name,Email\nAnn,a@b.c\nZo\xEB,z@b.c\n").unwrap_err();
+        assert_eq!(err.line, Some(3));
+        assert_eq!(err.column.as_deref(), Some("1 (First Name)"));
+        assert!(err.to_string().contains("--encoding windows-1252"), "{err}");
+    }
+
+    #[test]
+    fn semicolon_exports_are_recognised_by_their_header() {
+        let got = rows(b"First Name;Email\nAnn;a@b.c\n").unwrap();
+        assert_eq!(got[0].1.len(), 2);
+    }
+
+    #[test]
+    fn a_file_without_a_known_header_is_refused() {
+        let err = rows(b"Ann,a@b.c\nBob,b@c.d\n").unwrap_err();
+        assert!(err.message.contains("no column maps"), "{err}");
+        let err = rows(b"").unwrap_err();
+        assert!(err.message.contains("empty"), "{err}");
+    }
+}

@@ -1,0 +1,223 @@
+//! Character encodings of exports: UTF-8 with or without BOM, and Windows-1252 from old dealer systems.
+//!
+//! Detection never guesses silently: a file that is valid UTF-8 is UTF-8; a file with no valid multi-byte
+//! UTF-8 and some bytes that are not UTF-8 is Windows-1252; a file mixing both is an error naming the first
+//! bad line, since decoding it either way would mangle some names (SPEC §3).
+
+use std::io::{self, BufRead, BufReader, Read};
+
+use serde::Serialize;
+
+/// A text encoding rrfeed reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Encoding {
+    #[serde(rename = "utf-8")]
+    Utf8,
+    #[serde(rename = "windows-1252")]
+    Windows1252,
+}
+
+impl Encoding {
+    /// Parses `utf-8`, `utf8`, `windows-1252`, `cp1252` (any case).
+    pub fn from_name(name: &str) -> Option<Encoding> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "utf-8" | "utf8" => Some(Encoding::Utf8),
+            "windows-1252" | "cp1252" | "windows1252" => Some(Encoding::Windows1252),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Utf8 => "utf-8",
+            Encoding::Windows1252 => "windows-1252",
+        }
+    }
+}
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// What a scan of raw bytes found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detected {
+    Encoding(Encoding),
+    /// Valid UTF-8 multi-byte characters and invalid bytes in one file; the line of the first invalid byte.
+    Mixed {
+        first_invalid_line: u64,
+    },
+}
+
+/// Incremental scan of a byte stream for UTF-8 validity.
+#[derive(Debug, Default)]
+pub struct Utf8Scan {
+    carry: Vec<u8>,
+    line: u64,
+    multibyte_seen: bool,
+    first_invalid_line: Option<u64>,
+}
+
+impl Utf8Scan {
+    /// Feeds the next bytes of the stream.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        let mut data = std::mem::take(&mut self.carry);
+        data.extend_from_slice(bytes);
+        let mut rest = &data[..];
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(text) => {
+                    self.note_valid(text);
+                    break;
+                }
+                Err(e) => {
+                    let (valid, after) = rest.split_at(e.valid_up_to());
+                    self.note_valid(std::str::from_utf8(valid).expect("checked valid"));
+                    match e.error_len() {
+                        None => {
+                            self.carry = after.to_vec();
+                            break;
+                        }
+                        Some(n) => {
+                            self.first_invalid_line.get_or_insert(self.line + 1);
+                            self.line += after[..n].iter().filter(|b| **b == b'\n').count() as u64;
+                            rest = &after[n..];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn note_valid(&mut self, text: &str) {
+        self.line += text.bytes().filter(|b| *b == b'\n').count() as u64;
+        self.multibyte_seen |= !text.is_ascii();
+    }
+
+    /// The verdict once the stream (or the part of it scanned) has been fed. `complete` says whether the
+    /// end of the stream was reached: an incomplete character at the end is invalid only then.
+    pub fn verdict(&self, complete: bool) -> Detected {
+        let first_invalid = self
+            .first_invalid_line
+            .or((complete && !self.carry.is_empty()).then_some(self.line + 1));
+        match first_invalid {
+            None => Detected::Encoding(Encoding::Utf8),
+            Some(_) if !self.multibyte_seen => Detected::Encoding(Encoding::Windows1252),
+            Some(line) => Detected::Mixed {
+                first_invalid_line: line,
+            },
+        }
+    }
+}
+
+/// Scans a whole file (after any BOM) to detect its encoding.
+pub fn detect_file(path: &std::path::Path) -> io::Result<Detected> {
+    let mut file = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    let mut scan = Utf8Scan::default();
+    let mut first = true;
+    loop {
+        let buf = file.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(scan.verdict(true));
+        }
+        let skip = if first && buf.starts_with(UTF8_BOM) {
+            3
+        } else {
+            0
+        };
+        first = false;
+        scan.feed(&buf[skip..]);
+        let n = buf.len();
+        file.consume(n);
+    }
+}
+
+/// Detects the encoding from the bytes buffered at the start of a stream that cannot be read twice.
+pub fn detect_prefix(prefix: &[u8], complete: bool) -> Detected {
+    let mut scan = Utf8Scan::default();
+    scan.feed(prefix.strip_prefix(UTF8_BOM).unwrap_or(prefix));
+    scan.verdict(complete)
+}
+
+/// Removes a UTF-8 BOM at the start of `reader`; says whether there was one.
+pub fn skip_bom(reader: &mut impl BufRead) -> io::Result<bool> {
+    let buf = reader.fill_buf()?;
+    if buf.starts_with(UTF8_BOM) {
+        reader.consume(UTF8_BOM.len());
+        Ok(true)
+    } else {
+        Ok(false)
+    }
+}
+
+/// Wraps `reader` so that it yields UTF-8: Windows-1252 is decoded, UTF-8 passes through unchanged
+/// (invalid UTF-8 is then reported by the format reader with its line).
+pub fn decoded<'a>(reader: impl Read + 'a, encoding: Encoding) -> Box<dyn BufRead + 'a> {
+    match encoding {
+        Encoding::Utf8 => Box::new(BufReader::with_capacity(1 << 16, reader)),
+        Encoding::Windows1252 => Box::new(BufReader::with_capacity(
+            1 << 16,
+            encoding_rs_io::DecodeReaderBytesBuilder::new()
+                .encoding(Some(encoding_rs::WINDOWS_1252))
+                .bom_override(false)
+                .build(reader),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_with_multibyte_characters_is_utf8() {
+        assert_eq!(
+            detect_prefix("Zoë,Müller\n".as_bytes(), true),
+            Detected::Encoding(Encoding::Utf8)
+        );
+    }
+
+    #[test]
+    fn high_bytes_that_are_not_utf8_are_windows_1252() {
+        assert_eq!(
+            detect_prefix(b"name\nZo\xEB M\xFCller\n", true),
+            Detected::Encoding(Encoding::Windows1252)
+        );
+    }
+
+    #[test]
+    fn a_mix_of_utf8_and_stray_bytes_names_the_first_bad_line() {
+        let bytes = "name\nZoë\nok\nM\u{fc}ller\n".as_bytes().to_vec();
+        let mut bad = bytes.clone();
+        bad.extend_from_slice(b"Caf\xE9\n");
+        assert_eq!(
+            detect_prefix(&bad, true),
+            Detected::Mixed {
+                first_invalid_line: 5
+            }
+        );
+    }
+
+    #[test]
+    fn a_character_split_across_reads_is_not_an_error() {
+        let text = "ab\u{e9}cd".as_bytes();
+        let mut scan = Utf8Scan::default();
+        scan.feed(&text[..3]);
+        scan.feed(&text[3..]);
+        assert_eq!(scan.verdict(true), Detected::Encoding(Encoding::Utf8));
+    }
+
+    #[test]
+    fn windows_1252_decodes_to_utf8() {
+        let mut out = String::new();
+        decoded(&b"Caf\xE9 \x93quoted\x94"[..], Encoding::Windows1252)
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "Café \u{201c}quoted\u{201d}");
+    }
+
+    #[test]
+    fn encoding_names_accept_cp1252() {
+        assert_eq!(Encoding::from_name("CP1252"), Some(Encoding::Windows1252));
+        assert_eq!(Encoding::from_name("utf8"), Some(Encoding::Utf8));
+        assert_eq!(Encoding::from_name("latin1"), None);
+    }
+}

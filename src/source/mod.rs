@@ -1,0 +1,216 @@
+//! Reading customer exports: CSV, JSON and NDJSON, from a file or stdin, in UTF-8 or Windows-1252
+//! (SPEC §3). Records stream through a callback one at a time, so memory does not grow with the file.
+//!
+//! Readers only map columns to fields and report structural errors with file, line and column; the rules
+//! for values live in `customer.rs`.
+
+mod csv;
+pub mod encoding;
+mod json;
+
+use std::fmt;
+use std::io::{self, BufRead, Read};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use encoding::Encoding;
+
+use crate::customer::RawCustomer;
+use encoding::Detected;
+
+/// The formats rrfeed reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    Json,
+    Ndjson,
+}
+
+impl Format {
+    /// The format a file name implies: `.json`, `.ndjson`/`.jsonl`, anything else CSV.
+    pub fn from_path(path: &Path) -> Format {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("json") => Format::Json,
+            Some("ndjson" | "jsonl") => Format::Ndjson,
+            _ => Format::Csv,
+        }
+    }
+}
+
+/// Which input to read and how.
+#[derive(Clone, Debug)]
+pub struct InputSpec {
+    /// `None` reads stdin.
+    pub path: Option<PathBuf>,
+    pub format: Format,
+    /// `None` detects.
+    pub encoding: Option<Encoding>,
+    /// CSV only; `None` is `,` unless the header row plainly uses `;`, tab or `|` instead.
+    pub delimiter: Option<u8>,
+}
+
+impl InputSpec {
+    /// The name used in messages: the path, or `<stdin>`.
+    pub fn display_name(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or_else(|| "<stdin>".to_owned(), |p| p.display().to_string())
+    }
+}
+
+/// Where a record is in its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// The physical line where the record starts (1-based).
+    pub line: u64,
+    /// The record's number among the data records (1-based).
+    pub record: u64,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}", self.line)
+    }
+}
+
+/// What reading found besides the records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceInfo {
+    pub format: Format,
+    pub encoding: Encoding,
+    /// Columns or keys that map to no field.
+    pub unknown_columns: Vec<String>,
+    /// Columns that lost to another column for the same field: (column, the column used).
+    pub shadowed_columns: Vec<(String, String)>,
+}
+
+/// An input that cannot be used, naming the file, line and column where known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    pub file: String,
+    pub line: Option<u64>,
+    pub column: Option<String>,
+    pub message: String,
+}
+
+impl InputError {
+    pub fn new(file: &str, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_owned(),
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn at_line(mut self, line: u64) -> Self {
+        self.line = Some(line);
+        self
+    }
+
+    pub fn in_column(mut self, column: impl Into<String>) -> Self {
+        self.column = Some(column.into());
+        self
+    }
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(column) = &self.column {
+            write!(f, ": column {column}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// Called once per record; an error stops the reading and is returned by [`read_rows`].
+pub type Visit<'v> = dyn FnMut(&RawCustomer<'_>, Location) -> Result<(), InputError> + 'v;
+
+/// Reads every record of `spec`, calling `visit` for each.
+///
+/// Fails when the input cannot be opened or read, its encoding cannot be decided, or a record is
+/// structurally broken (ragged row, unbalanced quote, invalid bytes, malformed JSON), or when `visit` fails.
+pub fn read_rows(spec: &InputSpec, visit: &mut Visit<'_>) -> Result<SourceInfo, InputError> {
+    let name = spec.display_name();
+    let io_err = |e: io::Error| InputError::new(&name, format!("cannot read: {e}"));
+    let (raw, encoding): (Box<dyn BufRead>, Encoding) = match &spec.path {
+        Some(path) => {
+            let encoding = match spec.encoding {
+                Some(e) => e,
+                None => decide(&name, encoding::detect_file(path).map_err(io_err)?)?,
+            };
+            let file = std::fs::File::open(path).map_err(io_err)?;
+            (
+                Box::new(io::BufReader::with_capacity(1 << 16, file)),
+                encoding,
+            )
+        }
+        None => {
+            let mut stdin = io::BufReader::with_capacity(1 << 20, io::stdin());
+            let encoding = match spec.encoding {
+                Some(e) => e,
+                None => {
+                    // One read of a pipe may stop anywhere: a character cut at its end is not an error.
+                    let prefix = stdin.fill_buf().map_err(io_err)?;
+                    decide(&name, encoding::detect_prefix(prefix, false))?
+                }
+            };
+            (Box::new(stdin), encoding)
+        }
+    };
+    read_decoded(raw, encoding, spec, &name, visit)
+}
+
+fn decide(name: &str, detected: Detected) -> Result<Encoding, InputError> {
+    match detected {
+        Detected::Encoding(e) => Ok(e),
+        Detected::Mixed { first_invalid_line } => Err(InputError::new(
+            name,
+            "the file mixes UTF-8 text with bytes that are not UTF-8; decoding it either way would \
+             mangle names. Re-export it as UTF-8, or force --encoding windows-1252 if it is that",
+        )
+        .at_line(first_invalid_line)),
+    }
+}
+
+fn read_decoded(
+    mut raw: Box<dyn BufRead>,
+    encoding: Encoding,
+    spec: &InputSpec,
+    name: &str,
+    visit: &mut Visit<'_>,
+) -> Result<SourceInfo, InputError> {
+    encoding::skip_bom(&mut raw).map_err(|e| InputError::new(name, format!("cannot read: {e}")))?;
+    let reader: Box<dyn BufRead> = match encoding {
+        Encoding::Utf8 => raw,
+        Encoding::Windows1252 => encoding::decoded(raw as Box<dyn Read>, encoding),
+    };
+    let mut info = match spec.format {
+        Format::Csv => csv::read(reader, spec.delimiter, name, encoding, visit)?,
+        Format::Json => json::read_json(reader, name, visit)?,
+        Format::Ndjson => json::read_ndjson(reader, name, encoding, visit)?,
+    };
+    info.encoding = encoding;
+    Ok(info)
+}
+
+/// A hint added to invalid-UTF-8 errors.
+fn utf8_hint(encoding: Encoding) -> &'static str {
+    match encoding {
+        Encoding::Utf8 => " (if the export is Windows-1252, pass --encoding windows-1252)",
+        Encoding::Windows1252 => "",
+    }
+}
