@@ -1,0 +1,209 @@
+//! Every fault kind of the mock, through the real binary. Whatever happens, endtransaction is only ever
+//! sent for a transaction whose every row was confirmed exactly once, and a failed run leaves the store
+//! untouched.
+
+use crate::helpers::*;
+
+fn run(faults: &str, rows: usize, extra: &[&str]) -> (MockServer, Outcome) {
+    let server = MockServer::start(faults);
+    let file = csv_rows(rows);
+    let out = upload(&server, file.path(), extra);
+    (server, out)
+}
+
+fn assert_failed_untouched(server: &MockServer, out: &Outcome, code: i32) {
+    assert_eq!(out.code, code, "{}\n{}", out.json, out.stderr);
+    assert_eq!(out.json["state"], "failed");
+    server.assert_never_ended();
+    assert_eq!(server.store(), (0, 0));
+    assert!(out.json["error"].as_str().is_some_and(|e| !e.is_empty()));
+}
+
+#[test]
+fn a_503_on_a_chunk_is_retried() {
+    let (server, out) = run("upload#2:status=503", 2500, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(server.upload_rows(), [1000, 1000, 1000, 500]);
+    assert_eq!(server.store(), (2500, 1));
+}
+
+#[test]
+fn a_429_with_retry_after_is_retried() {
+    let (server, out) = run("begin#1:status=429,retry-after=1", 10, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let begins = server
+        .calls()
+        .iter()
+        .filter(|c| c.endpoint == "begintransaction")
+        .count();
+    assert_eq!(begins, 2);
+    assert!(out.stderr.contains("Retry-After 1s"), "{}", out.stderr);
+}
+
+#[test]
+fn a_dropped_connection_before_counting_is_retried_without_restart() {
+    let (server, out) = run("upload#2:drop", 2500, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json["restarts"], 0);
+    assert_eq!(server.store(), (2500, 1));
+}
+
+#[test]
+fn a_timeout_after_the_rows_were_counted_restarts_once_under_a_new_transaction() {
+    let (server, out) = run("upload#2:timeout=5s", 2500, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json["restarts"], 1);
+    let abandoned = out.json["abandoned_transactions"].as_array().unwrap();
+    assert_eq!(abandoned.len(), 1);
+    assert_ne!(abandoned[0], out.json["transactionid"]);
+    // Only the second transaction was ended, and the store holds each row once.
+    let ends: Vec<_> = server
+        .calls()
+        .into_iter()
+        .filter(|c| c.endpoint == "endtransaction")
+        .collect();
+    assert_eq!(ends.len(), 1);
+    assert_eq!(
+        ends[0].transactionid.as_ref(),
+        out.json["transactionid"]
+            .as_str()
+            .map(String::from)
+            .as_ref()
+    );
+    assert_eq!(server.store(), (2500, 1));
+}
+
+#[test]
+fn a_duplicate_found_again_after_the_restart_gives_up() {
+    let (server, out) = run("upload#2:timeout=5s; upload#5:timeout=5s", 2500, &[]);
+    assert_failed_untouched(&server, &out, 76);
+    assert_eq!(
+        out.json["abandoned_transactions"].as_array().unwrap().len(),
+        2
+    );
+}
+
+#[test]
+fn a_wrong_running_total_stops_without_ending() {
+    let (server, out) = run("upload#2:running-total=+7", 2500, &[]);
+    assert_failed_untouched(&server, &out, 76);
+    let error = out.json["error"].as_str().unwrap();
+    assert!(
+        error.contains("runningtotal is 2007, expected 2000"),
+        "{error}"
+    );
+    assert_eq!(
+        out.json["abandoned_transactions"].as_array().unwrap().len(),
+        1
+    );
+}
+
+#[test]
+fn transient_failures_that_outlast_the_retries_exit_69() {
+    let (server, out) = run("upload#2+:status=503", 2500, &["--retries", "2"]);
+    assert_failed_untouched(&server, &out, 69);
+    assert!(
+        out.json["error"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 3 attempts")
+    );
+}
+
+#[test]
+fn a_slow_server_beyond_the_timeout_exits_69() {
+    let (server, out) = run("ready:delay=5s", 10, &["--retries", "1"]);
+    assert_eq!(out.code, 69, "{}", out.stderr);
+    assert!(server.endpoints().iter().all(|e| e == "readyfeedupload"));
+}
+
+#[test]
+fn a_fixed_delay_on_every_call_still_succeeds() {
+    let (server, out) = run("*:delay=20ms", 1500, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(server.store(), (1500, 1));
+}
+
+#[test]
+fn wrong_credentials_exit_77_after_the_first_call() {
+    let server = MockServer::start("");
+    let state = tempfile::tempdir().unwrap();
+    let file = csv_rows(5);
+    let output = rrfeed(&server, state.path())
+        .env("RRFEED_STORE_API_KEY", "not-the-key")
+        .args(["upload", "--json"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(77));
+    assert_eq!(server.endpoints(), ["readyfeedupload"]);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("Authentication failed"));
+    assert!(!stdout.contains("not-the-key"));
+}
+
+#[test]
+fn authentication_failing_mid_upload_exits_77() {
+    let (server, out) = run("upload#2:error=Authentication failed", 2500, &[]);
+    assert_failed_untouched(&server, &out, 77);
+}
+
+#[test]
+fn a_malformed_answer_is_a_protocol_error() {
+    let (server, out) = run("upload#1:body=garbage", 10, &[]);
+    assert_failed_untouched(&server, &out, 76);
+    assert!(out.json["error"].as_str().unwrap().contains("not JSON"));
+}
+
+#[test]
+fn an_html_error_page_with_status_200_is_a_protocol_error() {
+    let (server, out) = run("begin#1:body=html", 10, &[]);
+    assert_failed_untouched(&server, &out, 76);
+}
+
+#[test]
+fn an_undocumented_error_text_is_not_retried() {
+    let (server, out) = run("upload#1:error=Store is locked for maintenance", 10, &[]);
+    assert_failed_untouched(&server, &out, 76);
+    assert_eq!(server.upload_rows().len(), 1);
+}
+
+#[test]
+fn a_lost_end_answer_is_retried_and_imports_once() {
+    let (server, out) = run("end#1:timeout=5s", 1200, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ends = server
+        .endpoints()
+        .iter()
+        .filter(|e| *e == "endtransaction")
+        .count();
+    assert_eq!(ends, 2);
+    assert_eq!(server.store(), (1200, 1));
+}
+
+#[test]
+fn an_end_that_is_never_answered_is_an_unknown_outcome() {
+    let (server, out) = run("end:timeout=5s", 10, &["--retries", "1"]);
+    assert_eq!(out.code, 79, "{}", out.stderr);
+    assert_eq!(out.json["state"], "unknown");
+    let error = out.json["error"].as_str().unwrap();
+    assert!(
+        error.contains("may or may not have been replaced"),
+        "{error}"
+    );
+    // The mock did import: exactly the case the message warns about.
+    assert_eq!(server.store(), (10, 1));
+}
+
+#[test]
+fn a_purged_transaction_stops_the_upload() {
+    let server = MockServer::start_with(rrfeed::mock::MockConfig {
+        purge_after: std::time::Duration::from_millis(300),
+        faults: rrfeed::mock::faults::FaultPlan::parse("upload#2:delay=600ms").unwrap(),
+        ..rrfeed::mock::MockConfig::demo()
+    });
+    let file = csv_rows(2500);
+    let out = upload(&server, file.path(), &[]);
+    assert_failed_untouched(&server, &out, 76);
+    assert!(out.json["error"].as_str().unwrap().contains("not found"));
+}
