@@ -421,7 +421,13 @@ async fn end<A: Api>(
         enddate: None,
     };
     let attempt = retrying(policy, || api.end(&summary)).await;
-    let maybe_delivered = attempt.maybe_processed_any();
+    // A refusal on the first attempt is final; after an attempt that may have been delivered, or a last
+    // attempt that timed out, the server may have imported whatever the last answer says.
+    let maybe_delivered = attempt.maybe_processed_before_last
+        || attempt
+            .result
+            .as_ref()
+            .is_err_and(|e| e.is_transient() && e.may_have_been_processed());
     match attempt.result {
         Ok(results) if results.transactionid.0.trim() == tx.id => {
             progress.ended = true;
@@ -441,7 +447,7 @@ async fn end<A: Api>(
                 },
             },
         }),
-        Err(source) if source.is_transient() && maybe_delivered => Err(DriverError::EndUnknown {
+        Err(source) if maybe_delivered => Err(DriverError::EndUnknown {
             transactionid: tx.id.clone(),
             source,
         }),
@@ -462,15 +468,10 @@ struct Attempt<T> {
     attempts: usize,
     /// Whether an attempt before the last one failed in a way the server may have acted on.
     maybe_processed_before_last: bool,
-    last_maybe_processed: bool,
     note: Option<String>,
 }
 
 impl<T> Attempt<T> {
-    fn maybe_processed_any(&self) -> bool {
-        self.maybe_processed_before_last || self.last_maybe_processed
-    }
-
     fn into_result(self) -> Result<T, DriverError> {
         self.result.map_err(|source| DriverError::Call {
             source,
@@ -498,14 +499,12 @@ where
                     result: Ok(value),
                     attempts,
                     maybe_processed_before_last: maybe_processed,
-                    last_maybe_processed: false,
                     note: None,
                 };
             }
             Err(e) => e,
         };
         let give_up = |note: Option<String>, error: CallError| Attempt {
-            last_maybe_processed: error.may_have_been_processed(),
             result: Err(error),
             attempts,
             maybe_processed_before_last: maybe_processed,

@@ -381,6 +381,19 @@ async fn an_end_never_answered_is_an_unknown_outcome() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_refusal_after_a_lost_end_answer_is_still_an_unknown_outcome() {
+    // The first end was processed (the mock imported) but its answer was lost; a server that then
+    // refuses the repeated end must not make the run claim that nothing was imported.
+    let r = run("end#1:timeout; end#2:error=Transaction not found", 1200).await;
+    assert!(
+        matches!(r.result, Err(DriverError::EndUnknown { .. })),
+        "{:?}",
+        r.result
+    );
+    assert_eq!(r.imports(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_end_refused_by_the_server_is_a_clean_failure() {
     let r = run("end:error=Import queue full", 1200).await;
     let Err(DriverError::Call {

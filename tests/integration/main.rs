@@ -4,4 +4,5 @@ mod contract;
 mod faults;
 mod helpers;
 mod input;
+mod mock_cmd;
 mod upload;
