@@ -54,7 +54,8 @@ pub async fn run(args: &UploadArgs, global: &GlobalArgs, ctx: &Context) -> Exit 
     let mut progress = Progress::default();
     let result = execute(args, global, ctx, spec, &mut summary, &mut progress).await;
     let exit = result.as_ref().err().map_or(Exit::Success, RunError::exit);
-    if !args.dry_run && summary.rows.is_some() {
+    let begun = progress.transactionid.is_some() || !progress.abandoned.is_empty();
+    if !args.dry_run && begun {
         summary.chunks = Some(progress.chunks);
     }
     summary.transactionid = progress.transactionid;
