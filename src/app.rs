@@ -1,6 +1,8 @@
 //! The top of the program: builds the runtime and the context, and runs the chosen command.
 
-use crate::cli::{Cli, Command};
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command, ConfigCommand};
 use crate::cmd::{self, Context};
 use crate::error::Exit;
 
@@ -18,9 +20,30 @@ pub fn run(cli: Cli) -> Exit {
         }
     };
     let ctx = Context::from_process();
+    let global = &cli.global;
     match &cli.command {
-        Command::Upload(args) => runtime.block_on(cmd::upload::run(args, &cli.global, &ctx)),
-        Command::Validate(args) => cmd::validate::run(args, &ctx),
+        Command::Upload(args) => runtime.block_on(cmd::upload::run(args, global, &ctx)),
+        Command::Validate(args) => cmd::validate::run(args, global, &ctx),
         Command::Mock(args) => runtime.block_on(cmd::mock::run(args, &ctx)),
+        Command::Stores(args) => runtime.block_on(cmd::stores::run(args, global, &ctx)),
+        Command::History(args) => cmd::history::run(args, global, &ctx),
+        Command::Config(ConfigCommand::Check) => cmd::config_check::run(global, &ctx),
+        Command::Completions(args) => {
+            let mut command = Cli::command();
+            clap_complete::generate(args.shell, &mut command, "rrfeed", &mut std::io::stdout());
+            Exit::Success
+        }
+        Command::Man => man(),
+    }
+}
+
+fn man() -> Exit {
+    let page = clap_mangen::Man::new(Cli::command());
+    match page.render(&mut std::io::stdout()) {
+        Ok(()) => Exit::Success,
+        Err(e) => {
+            eprintln!("rrfeed man: {e}");
+            Exit::Internal
+        }
     }
 }

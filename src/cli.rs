@@ -18,14 +18,17 @@ Environment (secrets are read only from here, never from flags):
   RRFEED_STORE_ID          the store's RRStoreID
   RRFEED_STORE_API_KEY     the store's RRStoreAPIKey
   RRFEED_PARTNER_STORE_ID  your own id for the store (default: the RRStoreID)
-  RRFEED_STATE_DIR         where snapshots are spooled (default ~/.local/state/rrfeed)
+  RRFEED_STATE_DIR         ledger, locks and snapshots (default ~/.local/state/rrfeed)
   RUST_LOG                 overrides --log-level, e.g. RUST_LOG=rrfeed=debug
 
 Exit codes:
   0 success · 1 internal error · 2 usage · 65 input unusable or a guard refused
   69 server unreachable, TLS failure or retries exhausted (nothing imported)
+  75 another run holds this store's lock
   76 protocol or running-total mismatch (nothing imported) · 77 authentication failed
-  78 configuration error · 79 outcome unknown: endtransaction sent, no answer settled it";
+  78 configuration error · 79 outcome unknown: endtransaction sent, no answer settled it
+  130 / 143 stopped by SIGINT / SIGTERM (nothing imported; the transaction stays open for --resume)
+With --all-stores the exit code is the most severe store's.";
 
 /// Uploads a dealer store's customer export to Rider Rewards in one verified transaction.
 #[derive(Debug, Parser)]
@@ -50,7 +53,10 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Where snapshots (spools) are kept [env: RRFEED_STATE_DIR]
+    /// The config file [default: ./rrfeed.toml, else ~/.config/rrfeed/rrfeed.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the ledger, locks and snapshots are kept [env: RRFEED_STATE_DIR]
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// A PEM file of extra trusted CA certificates (for TLS-inspecting proxies)
@@ -62,6 +68,9 @@ pub struct GlobalArgs {
     /// Log line format on stderr
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Also append the logs to this file
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +82,61 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Run the bundled mock Rider Rewards server
     Mock(MockArgs),
+    /// List the partner's stores at Rider Rewards (getmydealerlist)
+    Stores(StoresArgs),
+    /// Show past runs from the ledger
+    History(HistoryArgs),
+    /// Check the configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) on stdout
+    Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print the resolved settings, secrets redacted
+    Check,
+}
+
+#[derive(Debug, Args)]
+pub struct StoresArgs {
+    /// Print one JSON array
+    #[arg(long)]
+    pub json: bool,
+    /// Show the stores' API keys (redacted otherwise)
+    #[arg(long)]
+    pub show_keys: bool,
+    /// Print `[[store]]` entries ready to paste into rrfeed.toml (key references, never keys)
+    #[arg(long, conflicts_with = "json")]
+    pub emit_config: bool,
+    /// Only the store with this PartnerStoreID
+    #[arg(long, value_name = "ID")]
+    pub partner_store_id: Option<String>,
+    /// How long to wait for the answer
+    #[arg(long, value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this store (its name or RRStoreID)
+    #[arg(long, value_name = "NAME")]
+    pub store: Option<String>,
+    /// Print one JSON array
+    #[arg(long)]
+    pub json: bool,
+    /// How many runs, newest first
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// How to read the input.
@@ -91,34 +155,52 @@ pub struct InputArgs {
 
 #[derive(Debug, Args)]
 pub struct UploadArgs {
-    /// The customer export; `-` reads stdin
-    pub file: PathBuf,
+    /// The customer export; `-` reads stdin [default: the store's `export` in the config]
+    pub file: Option<PathBuf>,
     #[command(flatten)]
     pub input: InputArgs,
+    /// Upload the configured store with this name
+    #[arg(long, value_name = "NAME", conflicts_with = "all_stores")]
+    pub store: Option<String>,
+    /// Upload every configured store, each from its `export`
+    #[arg(long, conflicts_with = "file")]
+    pub all_stores: bool,
+    /// With --all-stores: how many stores at once (never two runs of one store)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64), value_name = "N")]
+    pub jobs: u16,
     /// Validate and plan the chunks, send nothing
     #[arg(long)]
     pub dry_run: bool,
     /// Upload even 0 rows (this empties the store's customer list at Rider Rewards)
     #[arg(long)]
     pub allow_empty: bool,
+    /// Upload even when the row count shrank more than the configured ratio since the last success
+    #[arg(long)]
+    pub force: bool,
+    /// Continue the store's interrupted transaction where it stopped, if it still can be
+    #[arg(long)]
+    pub resume: bool,
+    /// Wait this long for another run of the same store to finish (e.g. 30s, 5m) instead of exiting 75
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub wait_lock: Option<Duration>,
     /// Refuse the input on any value that cannot be normalized, or a repeated PartnerCustomerID
     #[arg(long)]
     pub strict: bool,
-    /// Print the result as one JSON object on stdout
+    /// Print the result as one JSON object on stdout (an array with --all-stores)
     #[arg(long)]
     pub json: bool,
     /// Upload to an in-process mock server on a free local port, with its demo store
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["store", "all_stores"])]
     pub mock: bool,
-    /// How long to wait for each answer
-    #[arg(long, value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
-    pub timeout: Duration,
-    /// Retries of a call after a transient failure (connection, timeout, HTTP 5xx or 429)
-    #[arg(long, default_value_t = 5, value_name = "N")]
-    pub retries: usize,
-    /// The first wait before a retry; each further wait doubles (plus jitter), up to 30s
-    #[arg(long, value_parser = parse_duration, default_value = "500ms", value_name = "DURATION")]
-    pub retry_delay: Duration,
+    /// How long to wait for each answer [default: 60s, or retry.timeout in the config]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+    /// Retries of a call after a transient failure (connection, timeout, HTTP 5xx or 429) [default: 5]
+    #[arg(long, value_name = "N")]
+    pub retries: Option<usize>,
+    /// The first wait before a retry; each further wait doubles (plus jitter), up to 30s [default: 500ms]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub retry_delay: Option<Duration>,
     /// Rows per post (at most 1000, the vendor's limit)
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=1000), value_name = "N")]
     pub chunk_size: u16,
@@ -130,6 +212,9 @@ pub struct ValidateArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub input: InputArgs,
+    /// Read as this configured store reads its export (its mapping, encoding, delimiter)
+    #[arg(long, value_name = "NAME")]
+    pub store: Option<String>,
     /// Write every value that was rejected (line, field, value, reason) to this CSV file
     #[arg(long, value_name = "OUT.csv")]
     pub rejects: Option<PathBuf>,
@@ -209,6 +294,12 @@ mod tests {
     #[test]
     fn chunk_size_is_bounded_by_the_vendors_limit() {
         let parsed = Cli::try_parse_from(["rrfeed", "upload", "f.csv", "--chunk-size", "1001"]);
+        assert!(parsed.is_err());
+    }
+
+    #[test]
+    fn all_stores_takes_no_file() {
+        let parsed = Cli::try_parse_from(["rrfeed", "upload", "f.csv", "--all-stores"]);
         assert!(parsed.is_err());
     }
 }

@@ -3,8 +3,11 @@
 //! A [`Customer`] can only be made by [`Normalizer::parse_into`], so every row that reaches the spool and
 //! the wire has been through the same rules; nothing downstream checks a row again. Pure code: no IO.
 
+use std::sync::Arc;
+
 use jiff::civil::Date;
 
+use crate::mapping::MappingRules;
 use crate::protocol::{CustomerJson, FIELD_COUNT, Field};
 use crate::warnings::{Issue, WarningCode};
 
@@ -49,28 +52,39 @@ impl<'a> RawCustomer<'a> {
     }
 }
 
-/// Applies SPEC §3's rules. Holds the current year, which bounds birth and HOG expiry years.
-#[derive(Clone, Copy, Debug)]
+/// Applies SPEC §3's rules. Holds the current year, which bounds birth and HOG expiry years, and the
+/// store's mapping rules for derived fields and defaults.
+#[derive(Clone, Debug)]
 pub struct Normalizer {
     this_year: i32,
+    rules: Arc<MappingRules>,
 }
 
 impl Normalizer {
     /// A normalizer for rows read on `today` (injected so tests do not depend on the clock).
     pub fn new(today: Date) -> Self {
+        Self::with_rules(today, Arc::default())
+    }
+
+    /// The same, with a store's configured mapping.
+    pub fn with_rules(today: Date, rules: Arc<MappingRules>) -> Self {
         Self {
             this_year: i32::from(today.year()),
+            rules,
         }
     }
 
     /// Normalizes `raw` into `out` (reusing its buffers). Values that cannot be normalized are left empty
     /// and reported in `issues`; the caller decides whether that is fatal (`--strict`).
     pub fn parse_into(&self, raw: &RawCustomer, out: &mut Customer, issues: &mut Vec<Issue>) {
-        let derived = Derived::from_raw(raw, issues);
+        let derived = Derived::from_raw(raw, &self.rules, issues);
         for field in Field::ALL {
             let slot = &mut out.values[field as usize];
             slot.clear();
-            let value = raw.given(field).or_else(|| derived.get(field));
+            let value = raw
+                .given(field)
+                .or_else(|| derived.get(field))
+                .or_else(|| self.default_for(field));
             if let Some(value) = value {
                 self.normalize_field(field, value, slot, issues);
             }
@@ -82,6 +96,14 @@ impl Normalizer {
         let mut out = Customer::default();
         self.parse_into(raw, &mut out, issues);
         out
+    }
+
+    fn default_for(&self, field: Field) -> Option<&str> {
+        self.rules
+            .defaults
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, v)| v.as_str())
     }
 
     fn normalize_field(
@@ -129,10 +151,14 @@ struct Derived {
 }
 
 impl Derived {
-    fn from_raw(raw: &RawCustomer, issues: &mut Vec<Issue>) -> Self {
+    fn from_raw(raw: &RawCustomer, rules: &MappingRules, issues: &mut Vec<Issue>) -> Self {
         let mut derived = Derived::default();
         if let Some(date) = raw.birth_date.filter(|d| !d.trim().is_empty()) {
-            match split_date(date.trim()) {
+            let split = match &rules.birth_date_format {
+                Some(format) => split_date_with(date.trim(), format),
+                None => split_date(date.trim()),
+            };
+            match split {
                 Some((m, d, y)) => {
                     derived.birth = Some((m.to_string(), d.to_string(), y.to_string()));
                 }
@@ -144,7 +170,7 @@ impl Derived {
             }
         }
         if let Some(name) = raw.full_name.filter(|n| !n.trim().is_empty()) {
-            derived.names = Some(split_name(name));
+            derived.names = Some(split_name(name, rules.last_name_first));
         }
         derived
     }
@@ -331,13 +357,27 @@ pub fn split_date(value: &str) -> Option<(i8, i8, i16)> {
     Some((date.month(), date.day(), date.year()))
 }
 
-/// Splits a whole name: `Last, First` or `First [Middle] Last`.
-fn split_name(value: &str) -> (String, String) {
+/// Splits a date with a configured strftime-style format.
+fn split_date_with(value: &str, format: &str) -> Option<(i8, i8, i16)> {
+    let date = Date::strptime(format, value).ok()?;
+    Some((date.month(), date.day(), date.year()))
+}
+
+/// Splits a whole name: `Last, First` always; otherwise `First [Middle] Last`, or `Last First [Middle]`
+/// when the store's export puts the last name first.
+fn split_name(value: &str, last_name_first: bool) -> (String, String) {
     let value = value.trim();
     if let Some((last, first)) = value.split_once(',') {
         return (first.trim().to_owned(), last.trim().to_owned());
     }
-    match value.rsplit_once(char::is_whitespace) {
+    let split = if last_name_first {
+        value
+            .split_once(char::is_whitespace)
+            .map(|(last, first)| (first, last))
+    } else {
+        value.rsplit_once(char::is_whitespace)
+    };
+    match split {
         Some((first, last)) => (first.trim().to_owned(), last.trim().to_owned()),
         None => (value.to_owned(), String::new()),
     }
@@ -515,12 +555,19 @@ mod tests {
 
     #[test]
     fn a_full_name_is_split_when_first_and_last_are_missing() {
-        assert_eq!(split_name("Doe, John"), ("John".into(), "Doe".into()));
         assert_eq!(
-            split_name("Mary Ann Smith"),
+            split_name("Doe, John", false),
+            ("John".into(), "Doe".into())
+        );
+        assert_eq!(
+            split_name("Mary Ann Smith", false),
             ("Mary Ann".into(), "Smith".into())
         );
-        assert_eq!(split_name("Cher"), ("Cher".into(), String::new()));
+        assert_eq!(
+            split_name("Smith Mary Ann", true),
+            ("Mary Ann".into(), "Smith".into())
+        );
+        assert_eq!(split_name("Cher", false), ("Cher".into(), String::new()));
         let mut raw = RawCustomer {
             full_name: Some("Jane Roe"),
             ..Default::default()
@@ -531,6 +578,28 @@ mod tests {
             (c.get(Field::FirstName), c.get(Field::LastName)),
             ("Janet", "Roe")
         );
+    }
+
+    #[test]
+    fn configured_formats_and_defaults_apply() {
+        let rules = MappingRules {
+            birth_date_format: Some("%d.%m.%Y".into()),
+            defaults: vec![(Field::Country, "usa".into())],
+            ..MappingRules::default()
+        };
+        let norm = Normalizer::with_rules(Date::new(2026, 11, 22).unwrap(), Arc::new(rules));
+        let mut raw = RawCustomer {
+            birth_date: Some("15.03.1980"),
+            ..Default::default()
+        };
+        let c = norm.parse(&raw, &mut Vec::new());
+        assert_eq!(
+            (c.get(Field::BirthMonth), c.get(Field::BirthDay)),
+            ("3", "15")
+        );
+        assert_eq!(c.get(Field::Country), "USA", "defaults are normalized too");
+        raw.set(Field::Country, "Canada");
+        assert_eq!(norm.parse(&raw, &mut Vec::new()).get(Field::Country), "CAN");
     }
 
     #[test]

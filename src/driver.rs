@@ -19,6 +19,7 @@ use crate::protocol::{
     BeginResults, BeginSummary, Count, EndResults, EndSummary, Endpoint, FEED_CUSTOMERS,
     ReadyFeedResults, UploadResults, UploadSummary, VendorError, write_upload_body,
 };
+use crate::signal::{Signal, Stop};
 use crate::spool::{self, Spool};
 
 /// The vendor's API as the driver needs it. [`crate::client::Client`] speaks HTTP; tests substitute the
@@ -94,6 +95,8 @@ impl RetryPolicy {
 pub struct Progress {
     /// The transaction in progress, or the one ended.
     pub transactionid: Option<String>,
+    /// Our id for that transaction.
+    pub partnertransactionid: Option<String>,
     /// Transactions begun and never ended (the vendor purges them).
     pub abandoned: Vec<String>,
     /// Chunks confirmed in the current transaction.
@@ -107,16 +110,47 @@ pub struct Progress {
 }
 
 impl Progress {
-    fn start(&mut self, transactionid: &str) {
-        self.transactionid = Some(transactionid.to_owned());
-        self.chunks = 0;
-        self.confirmed = 0;
+    fn start(&mut self, tx: &Transaction, chunks: usize, confirmed: u64) {
+        self.transactionid = Some(tx.id.clone());
+        self.partnertransactionid = Some(tx.partnertransactionid.clone());
+        self.chunks = chunks;
+        self.confirmed = confirmed;
     }
 
     fn abandon(&mut self) {
+        self.partnertransactionid = None;
         if let Some(id) = self.transactionid.take() {
             warn!(transactionid = %id, "transaction abandoned; the server purges it unended");
             self.abandoned.push(id);
+        }
+    }
+}
+
+/// Where an interrupted transaction stopped, to continue it with `--resume` (SPEC §2.8).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResumePoint {
+    pub transactionid: String,
+    pub partnertransactionid: String,
+    pub chunks: usize,
+    pub confirmed: u64,
+}
+
+/// What a run needs besides the API and the feed: retry policy, id source, progress reports, and the
+/// stop request.
+pub struct Session<'a> {
+    pub policy: &'a RetryPolicy,
+    /// Makes a `partnertransactionid` for each new transaction (a UUID in production).
+    pub new_partner_txid: &'a mut dyn FnMut() -> String,
+    /// Told of every change: a transaction begun, a chunk confirmed, one abandoned or ended.
+    pub on_progress: &'a mut dyn FnMut(&Progress),
+    pub stop: Stop,
+}
+
+impl Session<'_> {
+    fn check_stop(&self) -> Result<(), DriverError> {
+        match self.stop.requested() {
+            Some(signal) => Err(DriverError::Interrupted(signal)),
+            None => Ok(()),
         }
     }
 }
@@ -157,6 +191,11 @@ pub enum DriverError {
     },
     #[error("cannot read the snapshot {path}: {detail}")]
     Spool { path: String, detail: String },
+    #[error(
+        "stopped by {} before the upload finished; nothing was imported, and the transaction stays \
+         open for `rrfeed upload --resume` until the server purges it", .0.name()
+    )]
+    Interrupted(Signal),
 }
 
 fn gave_up(attempts: usize, note: &Option<String>) -> String {
@@ -170,24 +209,45 @@ fn gave_up(attempts: usize, note: &Option<String>) -> String {
     text
 }
 
-/// Runs the whole transaction for `feed`, recording what happened in `progress`.
+/// Runs the whole transaction for `feed`, or continues the one `resume` names, recording what happened
+/// in `progress`.
 ///
 /// Fails as [`DriverError`] says; on every failure but [`DriverError::EndUnknown`] nothing was imported.
 pub async fn upload<A: Api>(
     api: &A,
     feed: &Feed<'_>,
-    policy: &RetryPolicy,
-    new_partner_txid: &mut dyn FnMut() -> String,
+    session: &mut Session<'_>,
+    resume: Option<ResumePoint>,
     progress: &mut Progress,
 ) -> Result<(), DriverError> {
     guard_empty(feed)?;
-    ready(api, policy).await?;
+    let mut resume = resume;
+    if resume.is_none() {
+        ready(api, session).await?;
+    }
     loop {
-        let tx = begin(api, feed, policy, new_partner_txid(), progress).await?;
-        progress.start(&tx.id);
-        let posted = post_chunks(api, feed, &tx, policy, progress).await;
-        match posted {
-            Ok(Posted::All) => return end(api, &tx, policy, progress).await,
+        session.check_stop()?;
+        let resumed = resume.take();
+        let tx = match &resumed {
+            Some(point) => {
+                let tx = Transaction::resumed(point, feed);
+                info!(transactionid = %tx.id, confirmed = point.confirmed, "continuing the transaction");
+                progress.start(&tx, point.chunks, point.confirmed);
+                tx
+            }
+            None => {
+                let tx = begin(api, feed, session, progress).await?;
+                progress.start(&tx, 0, 0);
+                tx
+            }
+        };
+        (session.on_progress)(progress);
+        let start = progress.confirmed;
+        match post_chunks(api, feed, &tx, session, progress, resumed.is_some()).await {
+            Ok(Posted::All) => {
+                session.check_stop()?;
+                return end(api, &tx, session, progress).await;
+            }
             Ok(Posted::Duplicate { chunk }) if progress.restarts == 0 => {
                 warn!(chunk, transactionid = %tx.id,
                     "the server counted a chunk twice; restarting the upload under a new transaction");
@@ -196,13 +256,39 @@ pub async fn upload<A: Api>(
             }
             Ok(Posted::Duplicate { chunk }) => {
                 progress.abandon();
+                (session.on_progress)(progress);
                 return Err(DriverError::DuplicateAgain { chunk });
+            }
+            Err(e @ DriverError::Interrupted(_)) => return Err(e),
+            Err(e) if resumed.is_some() && progress.confirmed == start && e.is_refusal() => {
+                warn!(transactionid = %tx.id, error = %e,
+                    "the interrupted transaction cannot be continued; starting a fresh one");
+                progress.abandon();
+                ready(api, session).await?;
             }
             Err(e) => {
                 progress.abandon();
+                (session.on_progress)(progress);
                 return Err(e);
             }
         }
+        (session.on_progress)(progress);
+    }
+}
+
+impl DriverError {
+    /// A definite refusal by the server (not authentication): what a purged transaction looks like.
+    fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            DriverError::Call {
+                source: CallError::Vendor {
+                    error: VendorError::Other(_),
+                    ..
+                },
+                ..
+            }
+        )
     }
 }
 
@@ -213,6 +299,18 @@ struct Transaction {
     partnerstoreid: String,
     rr_store_id: String,
     declared: u64,
+}
+
+impl Transaction {
+    fn resumed(point: &ResumePoint, feed: &Feed) -> Self {
+        Transaction {
+            id: point.transactionid.clone(),
+            partnertransactionid: point.partnertransactionid.clone(),
+            partnerstoreid: feed.partner_store_id.to_owned(),
+            rr_store_id: feed.rr_store_id.to_owned(),
+            declared: feed.spool.rows(),
+        }
+    }
 }
 
 enum Posted {
@@ -229,8 +327,8 @@ fn guard_empty(feed: &Feed) -> Result<(), DriverError> {
 }
 
 /// readyfeedupload: confirms the feed and the credentials.
-async fn ready<A: Api>(api: &A, policy: &RetryPolicy) -> Result<(), DriverError> {
-    let results = retrying(policy, || api.ready_feed()).await.into_result()?;
+async fn ready<A: Api>(api: &A, session: &mut Session<'_>) -> Result<(), DriverError> {
+    let results = retrying(session, || api.ready_feed()).await.into_result()?;
     match results.feedtype {
         Some(feed) if feed.0 != FEED_CUSTOMERS => Err(DriverError::Mismatch {
             endpoint: Endpoint::ReadyFeed,
@@ -249,10 +347,10 @@ async fn ready<A: Api>(api: &A, policy: &RetryPolicy) -> Result<(), DriverError>
 async fn begin<A: Api>(
     api: &A,
     feed: &Feed<'_>,
-    policy: &RetryPolicy,
-    partnertransactionid: String,
+    session: &mut Session<'_>,
     progress: &mut Progress,
 ) -> Result<Transaction, DriverError> {
+    let partnertransactionid = (session.new_partner_txid)();
     let declared = feed.spool.rows();
     let summary = BeginSummary {
         partnertransactionid: partnertransactionid.clone(),
@@ -263,7 +361,7 @@ async fn begin<A: Api>(
         enddate: None,
         expectedtotal: Count(declared),
     };
-    let results = retrying(policy, || api.begin(&summary))
+    let results = retrying(session, || api.begin(&summary))
         .await
         .into_result()?;
     let id = results.transactionid.0.trim().to_owned();
@@ -280,8 +378,9 @@ async fn begin<A: Api>(
         return Err(mismatch("transactionid", "an id".into(), "nothing".into()));
     }
     if results.expectedtotal != Count(declared) {
-        progress.start(&id);
+        progress.transactionid = Some(id.clone());
         progress.abandon();
+        (session.on_progress)(progress);
         return Err(mismatch(
             "expectedtotal",
             declared.to_string(),
@@ -298,21 +397,27 @@ async fn begin<A: Api>(
     })
 }
 
-/// Posts every chunk in order, one at a time, checking each answer (SPEC §2.4, §2.5).
+/// Posts every chunk after the confirmed rows in order, one at a time, checking each answer (SPEC §2.4,
+/// §2.5). Stops between chunks when asked to.
 async fn post_chunks<A: Api>(
     api: &A,
     feed: &Feed<'_>,
     tx: &Transaction,
-    policy: &RetryPolicy,
+    session: &mut Session<'_>,
     progress: &mut Progress,
+    resumed: bool,
 ) -> Result<Posted, DriverError> {
     let spool_error = |e: std::io::Error| DriverError::Spool {
         path: feed.spool.path().display().to_string(),
         detail: e.to_string(),
     };
     let mut reader = feed.spool.reader().map_err(spool_error)?;
+    reader.skip_rows(progress.confirmed).map_err(spool_error)?;
     let mut rows = Vec::new();
-    for chunk in plan::chunks(tx.declared, feed.chunk_size) {
+    // After a crash the chunk then in flight may or may not have been counted.
+    let mut unsure_of_previous = resumed;
+    for chunk in plan::chunks_from(progress.confirmed, tx.declared, feed.chunk_size) {
+        session.check_stop()?;
         rows.clear();
         let read = reader
             .read_rows(chunk.rows, &mut rows)
@@ -324,8 +429,9 @@ async fn post_chunks<A: Api>(
             ))));
         }
         let body = upload_body(tx, chunk.rows, &rows);
-        let attempt = retrying(policy, || api.upload(&tx.id, body.clone())).await;
-        let maybe_counted_before = attempt.maybe_processed_before_last;
+        let attempt = retrying(session, || api.upload(&tx.id, body.clone())).await;
+        let maybe_counted_before = attempt.maybe_processed_before_last || unsure_of_previous;
+        unsure_of_previous = false;
         let results = match attempt.into_result() {
             Ok(results) => results,
             Err(DriverError::Call {
@@ -352,7 +458,8 @@ async fn post_chunks<A: Api>(
         match plan::check_upload(&expectation, &results) {
             Verdict::Confirmed { running } => {
                 progress.confirmed = running;
-                progress.chunks = chunk.number;
+                progress.chunks += 1;
+                (session.on_progress)(progress);
                 debug!(
                     chunk = chunk.number,
                     rows = chunk.rows,
@@ -397,11 +504,12 @@ fn upload_body(tx: &Transaction, rows: usize, buf: &[u8]) -> Bytes {
 async fn end<A: Api>(
     api: &A,
     tx: &Transaction,
-    policy: &RetryPolicy,
+    session: &mut Session<'_>,
     progress: &mut Progress,
 ) -> Result<(), DriverError> {
     if progress.confirmed != tx.declared {
         progress.abandon();
+        (session.on_progress)(progress);
         return Err(DriverError::Mismatch {
             endpoint: Endpoint::EndTransaction,
             chunk: None,
@@ -420,7 +528,7 @@ async fn end<A: Api>(
         startdate: None,
         enddate: None,
     };
-    let attempt = retrying(policy, || api.end(&summary)).await;
+    let attempt = retrying(session, || api.end(&summary)).await;
     // A refusal on the first attempt is final; after an attempt that may have been delivered, or a last
     // attempt that timed out, the server may have imported whatever the last answer says.
     let maybe_delivered = attempt.maybe_processed_before_last
@@ -431,6 +539,7 @@ async fn end<A: Api>(
     match attempt.result {
         Ok(results) if results.transactionid.0.trim() == tx.id => {
             progress.ended = true;
+            (session.on_progress)(progress);
             info!(transactionid = %tx.id, rows = tx.declared, "transaction ended; the server imports it");
             Ok(())
         }
@@ -451,8 +560,12 @@ async fn end<A: Api>(
             transactionid: tx.id.clone(),
             source,
         }),
+        Err(_) if attempt.interrupted.is_some() => Err(DriverError::Interrupted(
+            attempt.interrupted.expect("checked"),
+        )),
         Err(source) => {
             progress.abandon();
+            (session.on_progress)(progress);
             Err(DriverError::Call {
                 source,
                 attempts: attempt.attempts,
@@ -469,10 +582,15 @@ struct Attempt<T> {
     /// Whether an attempt before the last one failed in a way the server may have acted on.
     maybe_processed_before_last: bool,
     note: Option<String>,
+    /// A stop request that cut the retries short.
+    interrupted: Option<Signal>,
 }
 
 impl<T> Attempt<T> {
     fn into_result(self) -> Result<T, DriverError> {
+        if let Some(signal) = self.interrupted {
+            return Err(DriverError::Interrupted(signal));
+        }
         self.result.map_err(|source| DriverError::Call {
             source,
             attempts: self.attempts,
@@ -482,39 +600,34 @@ impl<T> Attempt<T> {
 }
 
 /// Calls `call` until it succeeds, fails for good, or the transient retries run out. Waits between
-/// attempts with exponential backoff and jitter, or as long as `Retry-After` asks, whichever is longer.
-async fn retrying<T, F, Fut>(policy: &RetryPolicy, mut call: F) -> Attempt<T>
+/// attempts with exponential backoff and jitter, or as long as `Retry-After` asks, whichever is longer;
+/// a stop request ends the wait (the call in flight is always let finish).
+async fn retrying<T, F, Fut>(session: &mut Session<'_>, mut call: F) -> Attempt<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, CallError>>,
 {
+    let policy = session.policy;
     let mut delays = policy.delays();
     let mut attempts = 0;
     let mut maybe_processed = false;
     loop {
         attempts += 1;
-        let error = match call().await {
-            Ok(value) => {
-                return Attempt {
-                    result: Ok(value),
-                    attempts,
-                    maybe_processed_before_last: maybe_processed,
-                    note: None,
-                };
-            }
-            Err(e) => e,
-        };
-        let give_up = |note: Option<String>, error: CallError| Attempt {
-            result: Err(error),
+        let outcome = call().await;
+        let done = |result, note, interrupted| Attempt {
+            result,
             attempts,
             maybe_processed_before_last: maybe_processed,
             note,
+            interrupted,
         };
-        if !error.is_transient() {
-            return give_up(None, error);
-        }
+        let error = match outcome {
+            Ok(value) => return done(Ok(value), None, None),
+            Err(e) if !e.is_transient() => return done(Err(e), None, None),
+            Err(e) => e,
+        };
         let Some(backoff) = delays.next() else {
-            return give_up(None, error);
+            return done(Err(error), None, None);
         };
         let wait = match error.retry_after() {
             Some(asked) if asked > policy.max_retry_after => {
@@ -523,15 +636,23 @@ where
                     asked.as_secs(),
                     policy.max_retry_after.as_secs()
                 );
-                return give_up(Some(note), error);
+                return done(Err(error), Some(note), None);
             }
             Some(asked) => asked.max(backoff),
             None => backoff,
         };
         warn!(endpoint = %error.endpoint(), attempt = attempts, wait_ms = wait.as_millis() as u64,
             error = %error, "transient failure; retrying");
-        maybe_processed |= error.may_have_been_processed();
-        tokio::time::sleep(wait).await;
+        let processed = error.may_have_been_processed();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            signal = session.stop.wait() => {
+                let mut attempt = done(Err(error), None, Some(signal));
+                attempt.maybe_processed_before_last |= processed;
+                return attempt;
+            }
+        }
+        maybe_processed |= processed;
     }
 }
 

@@ -28,6 +28,13 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// The exit whose code is `code`; unknown codes are internal errors.
+    pub fn from_code(code: u8) -> Exit {
+        ALL.into_iter()
+            .find(|e| e.code() == code)
+            .unwrap_or(Exit::Internal)
+    }
+
     pub fn code(self) -> u8 {
         match self {
             Exit::Success => 0,
@@ -53,6 +60,22 @@ impl From<Exit> for std::process::ExitCode {
     }
 }
 
+const ALL: [Exit; 13] = [
+    Exit::Success,
+    Exit::Internal,
+    Exit::Usage,
+    Exit::Partial,
+    Exit::DataErr,
+    Exit::Unavailable,
+    Exit::Locked,
+    Exit::Protocol,
+    Exit::Auth,
+    Exit::Config,
+    Exit::Unknown,
+    Exit::Interrupted,
+    Exit::Terminated,
+];
+
 /// The exit code for a failed call.
 pub fn exit_for_call(error: &CallError) -> Exit {
     match error {
@@ -75,6 +98,10 @@ pub fn exit_for_driver(error: &DriverError) -> Exit {
         DriverError::Mismatch { .. } | DriverError::DuplicateAgain { .. } => Exit::Protocol,
         DriverError::EndUnknown { .. } => Exit::Unknown,
         DriverError::Spool { .. } => Exit::Internal,
+        DriverError::Interrupted(signal) => match signal {
+            crate::signal::Signal::Interrupt => Exit::Interrupted,
+            crate::signal::Signal::Terminate => Exit::Terminated,
+        },
     }
 }
 
@@ -87,6 +114,17 @@ pub enum RunError {
     Input(#[from] InputError),
     #[error(transparent)]
     Driver(#[from] DriverError),
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
+    /// A safety guard refused the run.
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Auth(String),
+    #[error("{0}")]
+    Protocol(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -99,6 +137,13 @@ impl RunError {
             RunError::Config(_) => Exit::Config,
             RunError::Input(_) => Exit::DataErr,
             RunError::Driver(e) => exit_for_driver(e),
+            RunError::Lock(crate::lock::LockError::Held { .. }) => Exit::Locked,
+            RunError::Lock(crate::lock::LockError::Io { .. }) => Exit::Config,
+            RunError::Ledger(crate::ledger::LedgerError::Dir { .. }) => Exit::Config,
+            RunError::Ledger(crate::ledger::LedgerError::Sqlite { .. }) => Exit::Internal,
+            RunError::Refused(_) => Exit::DataErr,
+            RunError::Auth(_) => Exit::Auth,
+            RunError::Protocol(_) => Exit::Protocol,
             RunError::Unavailable(_) => Exit::Unavailable,
             RunError::Internal(_) => Exit::Internal,
         }
@@ -112,25 +157,11 @@ mod tests {
 
     #[test]
     fn every_documented_code_is_distinct() {
-        let all = [
-            Exit::Success,
-            Exit::Internal,
-            Exit::Usage,
-            Exit::Partial,
-            Exit::DataErr,
-            Exit::Unavailable,
-            Exit::Locked,
-            Exit::Protocol,
-            Exit::Auth,
-            Exit::Config,
-            Exit::Unknown,
-            Exit::Interrupted,
-            Exit::Terminated,
-        ];
-        let mut codes: Vec<u8> = all.iter().map(|e| e.code()).collect();
+        let mut codes: Vec<u8> = ALL.iter().map(|e| e.code()).collect();
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes, [0, 1, 2, 3, 65, 69, 75, 76, 77, 78, 79, 130, 143]);
+        assert!(ALL.iter().all(|e| Exit::from_code(e.code()) == *e));
     }
 
     #[test]

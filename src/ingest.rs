@@ -20,7 +20,7 @@ pub trait RowSink {
 }
 
 /// How to validate.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct IngestOptions {
     /// Refuse the input on the first value that cannot be normalized, or a repeated customer id.
     pub strict: bool,
@@ -154,6 +154,7 @@ mod tests {
             format: source::Format::Csv,
             encoding: None,
             delimiter: None,
+            rules: Default::default(),
         };
         let options = IngestOptions {
             strict,

@@ -4,6 +4,19 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = rrfeed::cli::Cli::parse();
-    rrfeed::telemetry::init(&cli.global.log_level, cli.global.log_format);
+    let global = &cli.global;
+    if let Err(e) = rrfeed::telemetry::init(
+        &global.log_level,
+        global.log_format,
+        global.log_file.as_deref(),
+    ) {
+        let file = global
+            .log_file
+            .as_deref()
+            .unwrap_or(std::path::Path::new("?"))
+            .display();
+        eprintln!("rrfeed: cannot open the log file {file}: {e}");
+        return rrfeed::error::Exit::Config.into();
+    }
     rrfeed::app::run(cli).into()
 }

@@ -3,8 +3,11 @@
 //! A header maps when it equals a field name with case, spaces, `_` and `-` ignored, with or without the
 //! `Customer` prefix, or when it is one of the built-in aliases below (listed in README). An exact name
 //! beats an alias; of two columns for one field the first wins and the other is reported as ignored.
-//! Pure code: no IO.
+//! A config `[mapping]` ([`MappingRules`]) beats both. Pure code: no IO.
 
+use std::collections::HashMap;
+
+use crate::config::file::MappingConfig;
 use crate::protocol::Field;
 
 /// Where one column's values go.
@@ -97,18 +100,99 @@ pub fn header_key(header: &str) -> String {
         .collect()
 }
 
-/// How strongly a header claims its target: exact names beat aliases.
+/// A store's mapping from its config: column renames, derived fields and constant defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MappingRules {
+    /// Header key (see [`header_key`]) → target; beats names and aliases.
+    pub columns: HashMap<String, Target>,
+    /// A strftime-style format for the birth-date column, instead of the built-in ones.
+    pub birth_date_format: Option<String>,
+    /// Whole names are written last name first ("Doe John").
+    pub last_name_first: bool,
+    /// Values for fields the export leaves empty.
+    pub defaults: Vec<(Field, String)>,
+}
+
+impl MappingRules {
+    /// Checks a `[mapping]` table. Fails naming the key (e.g. `mapping.columns."Cell #"`) and the problem.
+    pub fn from_config(config: &MappingConfig) -> Result<Self, (String, String)> {
+        let mut rules = MappingRules::default();
+        for (header, target) in &config.columns {
+            let target = if target.eq_ignore_ascii_case("ignore") {
+                Target::Ignore
+            } else {
+                Target::Field(field_named(target).ok_or_else(|| {
+                    (format!("mapping.columns.{header:?}"), unknown_field(target))
+                })?)
+            };
+            rules.columns.insert(header_key(header), target);
+        }
+        if let Some(birth) = &config.birth_date {
+            rules
+                .columns
+                .insert(header_key(&birth.column), Target::BirthDate);
+            if let Some(format) = &birth.format {
+                let probe = jiff::civil::date(2001, 2, 3).strftime(format).to_string();
+                if jiff::civil::Date::strptime(format, &probe).is_err() {
+                    return Err((
+                        "mapping.birth_date.format".into(),
+                        format!("{format:?} is not a date format such as \"%d.%m.%Y\""),
+                    ));
+                }
+            }
+            rules.birth_date_format.clone_from(&birth.format);
+        }
+        if let Some(name) = &config.full_name {
+            rules
+                .columns
+                .insert(header_key(&name.column), Target::FullName);
+            rules.last_name_first = match name.order.as_deref() {
+                None | Some("first_last") => false,
+                Some("last_first") => true,
+                Some(other) => {
+                    return Err((
+                        "mapping.full_name.order".into(),
+                        format!("{other:?} is neither \"first_last\" nor \"last_first\""),
+                    ));
+                }
+            };
+        }
+        for (field, value) in &config.defaults {
+            let f = field_named(field)
+                .ok_or_else(|| (format!("mapping.defaults.{field}"), unknown_field(field)))?;
+            rules.defaults.push((f, value.clone()));
+        }
+        Ok(rules)
+    }
+}
+
+/// A field by its wire name, ignoring case.
+fn field_named(name: &str) -> Option<Field> {
+    Field::ALL
+        .into_iter()
+        .find(|f| f.name().eq_ignore_ascii_case(name.trim()))
+}
+
+fn unknown_field(name: &str) -> String {
+    format!("{name:?} is not one of the 25 field names (e.g. CustomerEmail) nor \"ignore\"")
+}
+
+/// How strongly a header claims its target: configured beats exact names, which beat aliases.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Strength {
     Alias,
     Exact,
+    Configured,
 }
 
 /// Resolves one header on its own.
-fn resolve(header: &str) -> Option<(Target, Strength)> {
+fn resolve(header: &str, rules: &MappingRules) -> Option<(Target, Strength)> {
     let key = header_key(header);
     if key.is_empty() {
         return None;
+    }
+    if let Some(target) = rules.columns.get(&key) {
+        return (*target != Target::Ignore).then_some((*target, Strength::Configured));
     }
     for field in Field::ALL {
         let full = header_key(field.name());
@@ -137,16 +221,18 @@ pub struct ColumnMap {
 
 impl ColumnMap {
     /// Maps a header row. The first column of the strongest kind wins each target.
-    pub fn from_headers<S: AsRef<str>>(headers: &[S]) -> Self {
+    pub fn from_headers<S: AsRef<str>>(headers: &[S], rules: &MappingRules) -> Self {
         let resolved: Vec<Option<(Target, Strength)>> =
-            headers.iter().map(|h| resolve(h.as_ref())).collect();
+            headers.iter().map(|h| resolve(h.as_ref(), rules)).collect();
         let mut targets = vec![Target::Ignore; headers.len()];
         let mut unknown = Vec::new();
         let mut shadowed = Vec::new();
         for (i, header) in headers.iter().enumerate() {
             let header = header.as_ref();
             let Some((target, _)) = resolved[i] else {
-                if !header_key(header).is_empty() {
+                let ignored_on_purpose =
+                    rules.columns.get(&header_key(header)) == Some(&Target::Ignore);
+                if !header_key(header).is_empty() && !ignored_on_purpose {
                     unknown.push(header.to_owned());
                 }
                 continue;
@@ -172,17 +258,30 @@ impl ColumnMap {
 /// Maps keys one at a time, for JSON records whose keys vary from row to row; remembers each answer.
 #[derive(Debug, Default)]
 pub struct KeyMapper {
-    cache: std::collections::HashMap<String, Target>,
+    rules: MappingRules,
+    cache: HashMap<String, Target>,
     unknown: std::collections::BTreeSet<String>,
 }
 
 impl KeyMapper {
+    pub fn new(rules: MappingRules) -> Self {
+        Self {
+            rules,
+            ..Self::default()
+        }
+    }
+
     pub fn target(&mut self, key: &str) -> Target {
         if let Some(t) = self.cache.get(key) {
             return *t;
         }
-        let target = resolve(key).map_or(Target::Ignore, |(t, _)| t);
-        if target == Target::Ignore && !header_key(key).is_empty() && self.unknown.len() < 100 {
+        let target = resolve(key, &self.rules).map_or(Target::Ignore, |(t, _)| t);
+        let configured = self.rules.columns.contains_key(&header_key(key));
+        if target == Target::Ignore
+            && !configured
+            && !header_key(key).is_empty()
+            && self.unknown.len() < 100
+        {
             self.unknown.insert(key.to_owned());
         }
         self.cache.insert(key.to_owned(), target);
@@ -200,7 +299,7 @@ mod tests {
     use super::*;
 
     fn field_of(header: &str) -> Option<Target> {
-        resolve(header).map(|(t, _)| t)
+        resolve(header, &MappingRules::default()).map(|(t, _)| t)
     }
 
     #[test]
@@ -240,7 +339,10 @@ mod tests {
 
     #[test]
     fn an_exact_name_beats_an_alias_and_the_loser_is_reported() {
-        let map = ColumnMap::from_headers(&["Phone", "CustomerHomePhone", "Notes", ""]);
+        let map = ColumnMap::from_headers(
+            &["Phone", "CustomerHomePhone", "Notes", ""],
+            &MappingRules::default(),
+        );
         assert_eq!(
             map.targets,
             vec![
@@ -259,9 +361,49 @@ mod tests {
 
     #[test]
     fn of_two_equal_columns_the_first_wins() {
-        let map = ColumnMap::from_headers(&["Email", "E-mail"]);
+        let map = ColumnMap::from_headers(&["Email", "E-mail"], &MappingRules::default());
         assert_eq!(map.targets[0], Target::Field(Field::Email));
         assert_eq!(map.targets[1], Target::Ignore);
+    }
+
+    #[test]
+    fn a_configured_mapping_beats_names_and_aliases() {
+        let config: MappingConfig = toml::from_str(
+            r#"
+            columns = { "Cell #" = "CustomerMobilePhone", "Email" = "ignore", "Contact" = "customeremail" }
+            birth_date = { column = "Born", format = "%d.%m.%Y" }
+            defaults = { CustomerCountry = "USA" }
+            "#,
+        )
+        .unwrap();
+        let rules = MappingRules::from_config(&config).unwrap();
+        let map = ColumnMap::from_headers(&["cell #", "Email", "Contact", "Born"], &rules);
+        assert_eq!(
+            map.targets,
+            [
+                Target::Field(Field::MobilePhone),
+                Target::Ignore,
+                Target::Field(Field::Email),
+                Target::BirthDate
+            ]
+        );
+        assert!(map.unknown.is_empty(), "ignored on purpose is not unknown");
+        assert_eq!(rules.defaults, [(Field::Country, "USA".to_owned())]);
+    }
+
+    #[test]
+    fn a_mapping_to_an_unknown_field_names_the_key() {
+        let config: MappingConfig =
+            toml::from_str(r#"columns = { "Cell" = "MobilePhone" }"#).unwrap();
+        let (key, reason) = MappingRules::from_config(&config).unwrap_err();
+        assert_eq!(key, "mapping.columns.\"Cell\"");
+        assert!(reason.contains("not one of the 25"), "{reason}");
+        let config: MappingConfig =
+            toml::from_str(r#"birth_date = { column = "DOB", format = "%Q" }"#).unwrap();
+        assert_eq!(
+            MappingRules::from_config(&config).unwrap_err().0,
+            "mapping.birth_date.format"
+        );
     }
 
     #[test]

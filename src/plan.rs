@@ -26,6 +26,18 @@ pub fn chunks(total: u64, size: usize) -> impl Iterator<Item = Chunk> {
     })
 }
 
+/// The chunks of rows `start..total`, numbered as if the first `start` rows had been posted in chunks of
+/// `size` too (what a resumed transaction posts).
+pub fn chunks_from(start: u64, total: u64, size: usize) -> impl Iterator<Item = Chunk> {
+    let size_rows = size.clamp(1, MAX_ROWS_PER_POST);
+    let before = start.div_ceil(size_rows as u64) as usize;
+    chunks(total.saturating_sub(start), size_rows).map(move |c| Chunk {
+        number: c.number + before,
+        start: c.start + start,
+        rows: c.rows,
+    })
+}
+
 /// What the driver knows before it reads an upload answer.
 #[derive(Clone, Copy, Debug)]
 pub struct Expectation<'a> {
@@ -178,6 +190,15 @@ mod tests {
             };
             prop_assert_eq!(verdict, want);
         }
+    }
+
+    #[test]
+    fn chunks_from_an_offset_cover_the_rest() {
+        let got: Vec<(usize, u64, usize)> = chunks_from(2000, 2500, 1000)
+            .map(|c| (c.number, c.start, c.rows))
+            .collect();
+        assert_eq!(got, [(3, 2000, 500)]);
+        assert_eq!(chunks_from(2500, 2500, 1000).count(), 0);
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::error::Exit;
+use crate::driver::Progress;
+use crate::error::{Exit, RunError};
 use crate::source::{Encoding, Format};
 use crate::warnings::WarningSummary;
 
@@ -46,7 +47,10 @@ impl RunState {
 /// The result of one store's upload.
 #[derive(Clone, Debug, Serialize)]
 pub struct UploadSummary {
+    /// The store's name in config, else its RRStoreID.
     pub store: String,
+    /// The store's RRStoreID.
+    pub store_id: String,
     pub feed: &'static str,
     pub state: RunState,
     pub exit_code: u8,
@@ -62,9 +66,56 @@ pub struct UploadSummary {
     pub encoding: Option<Encoding>,
     pub dry_run: bool,
     pub restarts: u32,
+    /// The run's number in the ledger (`rrfeed history`).
+    pub run_id: Option<i64>,
 }
 
 impl UploadSummary {
+    /// A summary of a run not yet started.
+    pub fn new(store: String, input: String, dry_run: bool) -> Self {
+        Self {
+            store_id: store.clone(),
+            store,
+            feed: crate::protocol::FEED_CUSTOMERS,
+            state: RunState::Succeeded,
+            exit_code: 0,
+            rows: None,
+            chunks: None,
+            transactionid: None,
+            abandoned_transactions: Vec::new(),
+            warnings: Vec::new(),
+            error: None,
+            duration_ms: 0,
+            input,
+            format: None,
+            encoding: None,
+            dry_run,
+            restarts: 0,
+            run_id: None,
+        }
+    }
+
+    /// Completes the summary from how the run ended and what the driver did.
+    pub fn finish(
+        &mut self,
+        error: Option<&RunError>,
+        progress: &Progress,
+        took: std::time::Duration,
+    ) {
+        let exit = error.map_or(Exit::Success, RunError::exit);
+        let begun = progress.transactionid.is_some() || !progress.abandoned.is_empty();
+        if !self.dry_run && begun {
+            self.chunks = Some(progress.chunks);
+        }
+        self.transactionid.clone_from(&progress.transactionid);
+        self.abandoned_transactions.clone_from(&progress.abandoned);
+        self.restarts = progress.restarts;
+        self.exit_code = exit.code();
+        self.state = RunState::from_exit(exit);
+        self.duration_ms = took.as_millis() as u64;
+        self.error = error.map(ToString::to_string);
+    }
+
     /// A few lines for a person.
     pub fn human(&self) -> String {
         let mut out = String::new();
@@ -153,6 +204,69 @@ impl ValidateSummary {
         }
         out
     }
+}
+
+/// The table printed at the end of a many-store run.
+pub fn upload_table(summaries: &[UploadSummary]) -> String {
+    let header = [
+        "STORE",
+        "STATE",
+        "EXIT",
+        "ROWS",
+        "CHUNKS",
+        "TRANSACTION",
+        "SECONDS",
+    ];
+    let rows: Vec<[String; 7]> = summaries
+        .iter()
+        .map(|s| {
+            [
+                s.store.clone(),
+                s.state.word().to_owned(),
+                s.exit_code.to_string(),
+                s.rows.map_or_else(|| "-".into(), |r| r.to_string()),
+                s.chunks.map_or_else(|| "-".into(), |c| c.to_string()),
+                s.transactionid.clone().unwrap_or_else(|| "-".into()),
+                format!("{:.1}", s.duration_ms as f64 / 1000.0),
+            ]
+        })
+        .collect();
+    let mut out = table(&header, &rows);
+    for s in summaries.iter().filter(|s| s.error.is_some()) {
+        let _ = writeln!(
+            out,
+            "{}: {}",
+            s.store,
+            s.error.as_deref().unwrap_or_default()
+        );
+    }
+    let failed = summaries.iter().filter(|s| s.exit_code != 0).count();
+    let _ = writeln!(out, "{} store(s), {} failed", summaries.len(), failed);
+    out
+}
+
+/// Left-aligned columns separated by two spaces.
+pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let text: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", text.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
 }
 
 fn push_warnings(out: &mut String, warnings: &[WarningSummary]) {

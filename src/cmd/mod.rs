@@ -1,7 +1,10 @@
 //! One module per subcommand: each turns its clap arguments into settings, runs the library, prints the
 //! result on stdout and returns the exit code.
 
+pub mod config_check;
+pub mod history;
 pub mod mock;
+pub mod stores;
 pub mod upload;
 pub mod validate;
 
@@ -19,6 +22,8 @@ pub struct Context {
     pub today: jiff::civil::Date,
     /// Reads an environment variable (empty counts as unset).
     pub env: EnvFn,
+    /// The current time, for the ledger and the resume window.
+    pub now: Box<dyn Fn() -> jiff::Timestamp + Send + Sync>,
 }
 
 impl Context {
@@ -27,6 +32,7 @@ impl Context {
         Self {
             today: jiff::Zoned::now().date(),
             env: Box::new(crate::config::process_env),
+            now: Box::new(jiff::Timestamp::now),
         }
     }
 }
@@ -45,6 +51,7 @@ pub fn input_spec(file: &Path, args: &InputArgs) -> InputSpec {
         }),
         encoding: args.encoding,
         delimiter: args.delimiter,
+        rules: Default::default(),
     }
 }
 

@@ -4,10 +4,15 @@
 use std::fs::File;
 use std::io;
 
-use crate::cli::ValidateArgs;
+use std::sync::Arc;
+
+use crate::cli::{GlobalArgs, ValidateArgs};
+use crate::config::{Config, ConfigError};
 use crate::customer::{Customer, Normalizer};
 use crate::error::Exit;
 use crate::ingest::{self, IngestOptions, RowSink};
+use crate::mapping::MappingRules;
+use crate::source::InputSpec;
 use crate::source::{InputError, Location};
 use crate::summary::{RunState, ValidateSummary};
 use crate::warnings::Issue;
@@ -39,8 +44,15 @@ impl RowSink for Rejects {
     }
 }
 
-pub fn run(args: &ValidateArgs, ctx: &Context) -> Exit {
-    let spec = input_spec(&args.file, &args.input);
+pub fn run(args: &ValidateArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
+    let mut spec = input_spec(&args.file, &args.input);
+    let rules = match store_rules(args, global, ctx, &mut spec) {
+        Ok(rules) => rules,
+        Err(e) => {
+            eprintln!("rrfeed validate: {e}");
+            return Exit::Config;
+        }
+    };
     let mut summary = ValidateSummary {
         input: spec.display_name(),
         state: RunState::Succeeded,
@@ -53,7 +65,7 @@ pub fn run(args: &ValidateArgs, ctx: &Context) -> Exit {
         rejected_values: 0,
         error: None,
     };
-    let result = validate(args, ctx, &spec, &mut summary);
+    let result = validate(args, ctx, &spec, rules, &mut summary);
     let exit = match result {
         Ok(()) => Exit::Success,
         Err(e) => {
@@ -67,10 +79,33 @@ pub fn run(args: &ValidateArgs, ctx: &Context) -> Exit {
     exit
 }
 
+/// With `--store`, reads as that configured store does: its mapping, encoding, delimiter and format.
+fn store_rules(
+    args: &ValidateArgs,
+    global: &GlobalArgs,
+    ctx: &Context,
+    spec: &mut InputSpec,
+) -> Result<Arc<MappingRules>, ConfigError> {
+    let Some(name) = &args.store else {
+        return Ok(Arc::default());
+    };
+    let store = Config::load(global.config.as_deref())?.store_named(name, &ctx.env)?;
+    if args.input.format.is_none()
+        && let Some(format) = store.input.format
+    {
+        spec.format = format;
+    }
+    spec.encoding = spec.encoding.or(store.input.encoding);
+    spec.delimiter = spec.delimiter.or(store.input.delimiter);
+    spec.rules = (*store.rules).clone();
+    Ok(store.rules)
+}
+
 fn validate(
     args: &ValidateArgs,
     ctx: &Context,
-    spec: &crate::source::InputSpec,
+    spec: &InputSpec,
+    rules: Arc<MappingRules>,
     summary: &mut ValidateSummary,
 ) -> Result<(), InputError> {
     let out = match &args.rejects {
@@ -88,7 +123,7 @@ fn validate(
     let mut rejects = Rejects { out, values: 0 };
     let options = IngestOptions {
         strict: args.strict,
-        normalizer: Normalizer::new(ctx.today),
+        normalizer: Normalizer::with_rules(ctx.today, rules),
     };
     let result = ingest::ingest(spec, options, &mut rejects);
     summary.rejected_values = rejects.values;

@@ -13,6 +13,7 @@ use crate::customer::{Normalizer, RawCustomer};
 use crate::mock::faults::FaultPlan;
 use crate::mock::{Mock, MockConfig};
 use crate::protocol::{self, Field, header};
+use crate::signal::{Signal, Stop};
 use crate::spool::SpoolWriter;
 
 /// How long the simulated client waits for an answer the mock holds.
@@ -110,7 +111,7 @@ impl Api for DirectApi {
 
 fn spool_of(rows: usize, dir: &std::path::Path) -> Spool {
     let norm = Normalizer::new(jiff::civil::date(2026, 11, 22));
-    let mut writer = SpoolWriter::create(dir).unwrap();
+    let mut writer = SpoolWriter::create(&dir.join("spool.ndjson")).unwrap();
     for i in 0..rows {
         let id = format!("C{i:05}");
         let mut raw = RawCustomer::default();
@@ -176,14 +177,47 @@ async fn run_with(faults: &str, rows: usize, allow_empty: bool, store_key: &str)
 }
 
 async fn run_config(config: MockConfig, rows: usize, allow_empty: bool, store_key: &str) -> Run {
+    let mock = Mock::new(config);
     let dir = tempfile::tempdir().unwrap();
     let spool = spool_of(rows, dir.path());
-    let mock = Mock::new(config);
-    let api = DirectApi::new(&mock, store_key);
+    let mut progress = Progress::default();
+    let start = Instant::now();
+    let result = drive(
+        &mock,
+        store_key,
+        &spool,
+        allow_empty,
+        Stop::never(),
+        None,
+        &mut progress,
+        |_| {},
+    )
+    .await;
+    Run {
+        elapsed: start.elapsed(),
+        mock,
+        result,
+        progress,
+    }
+}
+
+/// Runs the driver once against `mock`, calling `watch` on every progress report.
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    mock: &Mock,
+    store_key: &str,
+    spool: &Spool,
+    allow_empty: bool,
+    stop: Stop,
+    resume: Option<ResumePoint>,
+    progress: &mut Progress,
+    mut watch: impl FnMut(&Progress),
+) -> Result<(), DriverError> {
+    let api = DirectApi::new(mock, store_key);
     let feed = Feed {
         rr_store_id: "1001",
         partner_store_id: "DEMO-1",
-        spool: &spool,
+        spool,
         allow_empty,
         chunk_size: 1000,
     };
@@ -192,15 +226,14 @@ async fn run_config(config: MockConfig, rows: usize, allow_empty: bool, store_ke
         n += 1;
         format!("ptx-{n}")
     };
-    let mut progress = Progress::default();
-    let start = Instant::now();
-    let result = upload(&api, &feed, &policy(), &mut ids, &mut progress).await;
-    Run {
-        elapsed: start.elapsed(),
-        mock,
-        result,
-        progress,
-    }
+    let policy = policy();
+    let mut session = Session {
+        policy: &policy,
+        new_partner_txid: &mut ids,
+        on_progress: &mut watch,
+        stop,
+    };
+    upload(&api, &feed, &mut session, resume, progress).await
 }
 
 async fn run(faults: &str, rows: usize) -> Run {
@@ -431,4 +464,183 @@ async fn an_html_answer_is_a_protocol_error() {
         panic!("{:?}", r.result)
     };
     assert_eq!(r.end_calls(), 0);
+}
+
+/// Runs 2500 rows and asks to stop (SIGTERM) once `after` rows are confirmed.
+async fn interrupted_after(mock: &Mock, spool: &Spool, after: u64) -> Progress {
+    let (stop_tx, stop) = Stop::manual();
+    let mut progress = Progress::default();
+    let result = drive(
+        mock,
+        "demo-store-key",
+        spool,
+        false,
+        stop,
+        None,
+        &mut progress,
+        |p| {
+            if p.confirmed >= after {
+                let _ = stop_tx.send(Some(Signal::Terminate));
+            }
+        },
+    )
+    .await;
+    assert!(
+        matches!(result, Err(DriverError::Interrupted(Signal::Terminate))),
+        "{result:?}"
+    );
+    progress
+}
+
+fn point(progress: &Progress) -> ResumePoint {
+    ResumePoint {
+        transactionid: progress.transactionid.clone().unwrap(),
+        partnertransactionid: progress.partnertransactionid.clone().unwrap(),
+        chunks: progress.chunks,
+        confirmed: progress.confirmed,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_request_ends_between_chunks_and_leaves_the_transaction_open() {
+    let mock = Mock::new(MockConfig::demo());
+    let dir = tempfile::tempdir().unwrap();
+    let spool = spool_of(2500, dir.path());
+    let progress = interrupted_after(&mock, &spool, 1000).await;
+    assert_eq!((progress.confirmed, progress.chunks), (1000, 1));
+    assert!(progress.transactionid.is_some() && progress.abandoned.is_empty());
+    assert!(!mock.calls().iter().any(|c| c.endpoint == "endtransaction"));
+    assert_eq!(mock.open_transactions(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_transaction_continues_from_its_confirmed_rows() {
+    let mock = Mock::new(MockConfig::demo());
+    let dir = tempfile::tempdir().unwrap();
+    let spool = spool_of(2500, dir.path());
+    let first = interrupted_after(&mock, &spool, 1000).await;
+    let calls_before = mock.calls().len();
+    let mut progress = Progress::default();
+    drive(
+        &mock,
+        "demo-store-key",
+        &spool,
+        false,
+        Stop::never(),
+        Some(point(&first)),
+        &mut progress,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let later: Vec<_> = mock.calls()[calls_before..]
+        .iter()
+        .map(|c| (c.endpoint.clone(), c.rows))
+        .collect();
+    assert_eq!(
+        later,
+        [
+            ("uploadcustomerprofile".to_owned(), Some(1000)),
+            ("uploadcustomerprofile".to_owned(), Some(500)),
+            ("endtransaction".to_owned(), None)
+        ]
+    );
+    assert_eq!(progress.transactionid, first.transactionid);
+    assert_eq!(progress.chunks, 3);
+    let store = mock.store("1001").unwrap();
+    assert_eq!((store.imports, store.customers.len()), (1, 2500));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resume_point_behind_the_server_is_caught_as_a_duplicate() {
+    // The process died after the server counted chunk 2 but before the ledger recorded it.
+    let mock = Mock::new(MockConfig::demo());
+    let dir = tempfile::tempdir().unwrap();
+    let spool = spool_of(2500, dir.path());
+    let first = interrupted_after(&mock, &spool, 2000).await;
+    let stale = ResumePoint {
+        chunks: 1,
+        confirmed: 1000,
+        ..point(&first)
+    };
+    let mut progress = Progress::default();
+    drive(
+        &mock,
+        "demo-store-key",
+        &spool,
+        false,
+        Stop::never(),
+        Some(stale),
+        &mut progress,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(progress.restarts, 1);
+    assert_eq!(progress.abandoned, [first.transactionid.clone().unwrap()]);
+    let store = mock.store("1001").unwrap();
+    assert_eq!((store.imports, store.customers.len()), (1, 2500));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_purged_transaction_cannot_be_resumed_and_a_fresh_one_is_begun() {
+    let mock = Mock::new(MockConfig {
+        purge_after: Duration::from_secs(60),
+        ..MockConfig::demo()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let spool = spool_of(2500, dir.path());
+    let first = interrupted_after(&mock, &spool, 1000).await;
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let mut progress = Progress::default();
+    drive(
+        &mock,
+        "demo-store-key",
+        &spool,
+        false,
+        Stop::never(),
+        Some(point(&first)),
+        &mut progress,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(progress.abandoned, [first.transactionid.clone().unwrap()]);
+    assert_ne!(progress.transactionid, first.transactionid);
+    let store = mock.store("1001").unwrap();
+    assert_eq!((store.imports, store.customers.len()), (1, 2500));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_during_a_backoff_wait_ends_the_wait() {
+    let mock = Mock::new(MockConfig {
+        faults: FaultPlan::parse("upload#2+:status=503").unwrap(),
+        ..MockConfig::demo()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let spool = spool_of(2500, dir.path());
+    let (stop_tx, stop) = Stop::manual();
+    let mut progress = Progress::default();
+    let stopper = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let _ = stop_tx.send(Some(Signal::Interrupt));
+    });
+    let result = drive(
+        &mock,
+        "demo-store-key",
+        &spool,
+        false,
+        stop,
+        None,
+        &mut progress,
+        |_| {},
+    )
+    .await;
+    stopper.await.unwrap();
+    assert!(
+        matches!(result, Err(DriverError::Interrupted(Signal::Interrupt))),
+        "{result:?}"
+    );
+    assert_eq!(progress.confirmed, 1000);
+    assert!(progress.transactionid.is_some());
 }

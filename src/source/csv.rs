@@ -9,18 +9,18 @@ use std::rc::Rc;
 
 use ::csv::{ByteRecord, ReaderBuilder};
 
-use super::{Encoding, Format, InputError, Location, SourceInfo, Visit, utf8_hint};
+use super::{Encoding, Format, InputError, InputSpec, Location, SourceInfo, Visit, utf8_hint};
 use crate::customer::RawCustomer;
 use crate::mapping::{ColumnMap, Target};
 
 pub(super) fn read(
     mut reader: Box<dyn BufRead>,
-    delimiter: Option<u8>,
+    spec: &InputSpec,
     name: &str,
     encoding: Encoding,
     visit: &mut Visit<'_>,
 ) -> Result<SourceInfo, InputError> {
-    let delimiter = match delimiter {
+    let delimiter = match spec.delimiter {
         Some(d) => d,
         None => sniff_delimiter(
             reader
@@ -57,7 +57,7 @@ pub(super) fn read(
         ));
     }
     let headers = header_names(&record, name, encoding)?;
-    let map = ColumnMap::from_headers(&headers);
+    let map = ColumnMap::from_headers(&headers, &spec.rules);
     if map.targets.iter().all(|t| *t == Target::Ignore) {
         return Err(InputError::new(
             name,
@@ -87,6 +87,7 @@ pub(super) fn read(
     Ok(SourceInfo {
         format: Format::Csv,
         encoding,
+        input_sha256: String::new(),
         unknown_columns: map.unknown,
         shadowed_columns: map.shadowed,
     })
@@ -260,9 +261,16 @@ mod tests {
 
     fn rows(text: &'static [u8]) -> Result<Vec<Row>, InputError> {
         let mut out = Vec::new();
+        let spec = InputSpec {
+            path: None,
+            format: Format::Csv,
+            encoding: None,
+            delimiter: None,
+            rules: Default::default(),
+        };
         read(
             Box::new(text),
-            None,
+            &spec,
             "t.csv",
             Encoding::Utf8,
             &mut |raw, at| {

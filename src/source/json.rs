@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::{Encoding, Format, InputError, Location, SourceInfo, Visit, utf8_hint};
+use super::{Encoding, Format, InputError, InputSpec, Location, SourceInfo, Visit, utf8_hint};
 use crate::customer::RawCustomer;
 use crate::mapping::{KeyMapper, Target};
 use crate::protocol::FIELD_COUNT;
@@ -76,6 +76,7 @@ impl Rows<'_, '_> {
         SourceInfo {
             format: Format::Json,
             encoding: Encoding::Utf8,
+            input_sha256: String::new(),
             unknown_columns: self.mapper.unknown(),
             shadowed_columns: Vec::new(),
         }
@@ -112,6 +113,7 @@ impl Rows<'_, '_> {
 /// Reads a JSON array of customers, or an object whose `rows` is one.
 pub(super) fn read_json(
     reader: Box<dyn BufRead>,
+    spec: &InputSpec,
     name: &str,
     visit: &mut Visit<'_>,
 ) -> Result<SourceInfo, InputError> {
@@ -120,7 +122,7 @@ pub(super) fn read_json(
         inner: reader,
         newlines: line.clone(),
     };
-    let mut rows = new_rows(name, visit, line);
+    let mut rows = new_rows(name, spec, visit, line);
     let mut de = serde_json::Deserializer::from_reader(counting);
     let parsed = TopSeed(&mut rows)
         .deserialize(&mut de)
@@ -134,12 +136,13 @@ pub(super) fn read_json(
 /// Reads one customer object per line; blank lines are skipped.
 pub(super) fn read_ndjson(
     mut reader: Box<dyn BufRead>,
+    spec: &InputSpec,
     name: &str,
     encoding: Encoding,
     visit: &mut Visit<'_>,
 ) -> Result<SourceInfo, InputError> {
     let line = Rc::new(Cell::new(0));
-    let mut rows = new_rows(name, visit, line.clone());
+    let mut rows = new_rows(name, spec, visit, line.clone());
     let mut buf = Vec::new();
     let mut lines_before = 0;
     loop {
@@ -169,11 +172,16 @@ pub(super) fn read_ndjson(
     Ok(info)
 }
 
-fn new_rows<'a, 'v>(name: &'a str, visit: &'a mut Visit<'v>, line: Rc<Cell<u64>>) -> Rows<'a, 'v> {
+fn new_rows<'a, 'v>(
+    name: &'a str,
+    spec: &InputSpec,
+    visit: &'a mut Visit<'v>,
+    line: Rc<Cell<u64>>,
+) -> Rows<'a, 'v> {
     Rows {
         name,
         visit,
-        mapper: KeyMapper::default(),
+        mapper: KeyMapper::new(spec.rules.clone()),
         buf: RowBuf::default(),
         records: 0,
         line,
@@ -400,12 +408,28 @@ mod tests {
         Ok(out)
     }
 
+    fn spec(format: Format) -> InputSpec {
+        InputSpec {
+            path: None,
+            format,
+            encoding: None,
+            delimiter: None,
+            rules: Default::default(),
+        }
+    }
+
     fn json(text: &'static [u8], visit: &mut Visit<'_>) -> Result<SourceInfo, InputError> {
-        read_json(Box::new(text), "t.json", visit)
+        read_json(Box::new(text), &spec(Format::Json), "t.json", visit)
     }
 
     fn ndjson(text: &'static [u8], visit: &mut Visit<'_>) -> Result<SourceInfo, InputError> {
-        read_ndjson(Box::new(text), "t.ndjson", Encoding::Utf8, visit)
+        read_ndjson(
+            Box::new(text),
+            &spec(Format::Ndjson),
+            "t.ndjson",
+            Encoding::Utf8,
+            visit,
+        )
     }
 
     #[test]

@@ -8,8 +8,12 @@ mod csv;
 pub mod encoding;
 mod json;
 
+use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, BufRead, Read};
+use std::rc::Rc;
+
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -17,6 +21,7 @@ use serde::Serialize;
 pub use encoding::Encoding;
 
 use crate::customer::RawCustomer;
+use crate::mapping::MappingRules;
 use encoding::Detected;
 
 /// The formats rrfeed reads.
@@ -54,6 +59,8 @@ pub struct InputSpec {
     pub encoding: Option<Encoding>,
     /// CSV only; `None` is `,` unless the header row plainly uses `;`, tab or `|` instead.
     pub delimiter: Option<u8>,
+    /// The store's configured mapping (empty: names and aliases only).
+    pub rules: MappingRules,
 }
 
 impl InputSpec {
@@ -85,6 +92,8 @@ impl fmt::Display for Location {
 pub struct SourceInfo {
     pub format: Format,
     pub encoding: Encoding,
+    /// SHA-256 of the input's bytes as read, in hex.
+    pub input_sha256: String,
     /// Columns or keys that map to no field.
     pub unknown_columns: Vec<String>,
     /// Columns that lost to another column for the same field: (column, the column used).
@@ -146,20 +155,22 @@ pub type Visit<'v> = dyn FnMut(&RawCustomer<'_>, Location) -> Result<(), InputEr
 pub fn read_rows(spec: &InputSpec, visit: &mut Visit<'_>) -> Result<SourceInfo, InputError> {
     let name = spec.display_name();
     let io_err = |e: io::Error| InputError::new(&name, format!("cannot read: {e}"));
+    let hasher = Rc::new(RefCell::new(Sha256::new()));
     let (raw, encoding): (Box<dyn BufRead>, Encoding) = match &spec.path {
         Some(path) => {
             let encoding = match spec.encoding {
                 Some(e) => e,
                 None => decide(&name, encoding::detect_file(path).map_err(io_err)?)?,
             };
-            let file = std::fs::File::open(path).map_err(io_err)?;
+            let file = Hashing::new(std::fs::File::open(path).map_err(io_err)?, &hasher);
             (
                 Box::new(io::BufReader::with_capacity(1 << 16, file)),
                 encoding,
             )
         }
         None => {
-            let mut stdin = io::BufReader::with_capacity(1 << 20, io::stdin());
+            let stdin = Hashing::new(io::stdin(), &hasher);
+            let mut stdin = io::BufReader::with_capacity(1 << 20, stdin);
             let encoding = match spec.encoding {
                 Some(e) => e,
                 None => {
@@ -171,7 +182,32 @@ pub fn read_rows(spec: &InputSpec, visit: &mut Visit<'_>) -> Result<SourceInfo, 
             (Box::new(stdin), encoding)
         }
     };
-    read_decoded(raw, encoding, spec, &name, visit)
+    let mut info = read_decoded(raw, encoding, spec, &name, visit)?;
+    info.input_sha256 = crate::spool::hex(&hasher.take().finalize());
+    Ok(info)
+}
+
+/// Hashes the bytes read through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: Rc<RefCell<Sha256>>,
+}
+
+impl<R> Hashing<R> {
+    fn new(inner: R, hasher: &Rc<RefCell<Sha256>>) -> Self {
+        Self {
+            inner,
+            hasher: hasher.clone(),
+        }
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.borrow_mut().update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 fn decide(name: &str, detected: Detected) -> Result<Encoding, InputError> {
@@ -199,9 +235,9 @@ fn read_decoded(
         Encoding::Windows1252 => encoding::decoded(raw as Box<dyn Read>, encoding),
     };
     let mut info = match spec.format {
-        Format::Csv => csv::read(reader, spec.delimiter, name, encoding, visit)?,
-        Format::Json => json::read_json(reader, name, visit)?,
-        Format::Ndjson => json::read_ndjson(reader, name, encoding, visit)?,
+        Format::Csv => csv::read(reader, spec, name, encoding, visit)?,
+        Format::Json => json::read_json(reader, spec, name, visit)?,
+        Format::Ndjson => json::read_ndjson(reader, spec, name, encoding, visit)?,
     };
     info.encoding = encoding;
     Ok(info)

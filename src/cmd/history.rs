@@ -1,0 +1,91 @@
+//! `rrfeed history`: past runs from the ledger, newest first, as a table or a JSON array.
+
+use crate::cli::{GlobalArgs, HistoryArgs};
+use crate::config::{Config, Overrides};
+use crate::error::{Exit, RunError};
+use crate::ledger::{LEDGER_FILE, Ledger, RunRecord};
+use crate::summary::table;
+
+use super::{Context, print_result};
+
+pub fn run(args: &HistoryArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
+    match runs(args, global, ctx) {
+        Ok(runs) => {
+            print_result(args.json, &runs, || render(&runs));
+            Exit::Success
+        }
+        Err(e) => {
+            eprintln!("rrfeed history: {e}");
+            e.exit()
+        }
+    }
+}
+
+fn runs(
+    args: &HistoryArgs,
+    global: &GlobalArgs,
+    ctx: &Context,
+) -> Result<Vec<RunRecord>, RunError> {
+    let config = Config::load(global.config.as_deref())?;
+    let overrides = Overrides {
+        state_dir: global.state_dir.clone(),
+        ..Overrides::default()
+    };
+    let dir = config.state_dir(&overrides, &ctx.env);
+    if !dir.join(LEDGER_FILE).exists() {
+        return Ok(Vec::new());
+    }
+    Ok(Ledger::open(&dir)?.history(args.store.as_deref(), args.limit)?)
+}
+
+fn render(runs: &[RunRecord]) -> String {
+    if runs.is_empty() {
+        return "no runs recorded yet\n".into();
+    }
+    let header = [
+        "RUN",
+        "STARTED",
+        "STORE",
+        "STATE",
+        "EXIT",
+        "ROWS",
+        "CONFIRMED",
+        "TRANSACTION",
+        "SECONDS",
+    ];
+    let rows: Vec<[String; 9]> = runs
+        .iter()
+        .map(|r| {
+            let n = |v: Option<u64>| v.map_or_else(|| "-".into(), |n| n.to_string());
+            [
+                r.id.to_string(),
+                r.started_at.chars().take(19).collect(),
+                r.store.clone(),
+                r.state.clone(),
+                r.exit_code.map_or_else(|| "-".into(), |c| c.to_string()),
+                n(r.rows),
+                n(r.confirmed),
+                r.transactionid.clone().unwrap_or_else(|| "-".into()),
+                r.duration_ms
+                    .map_or_else(|| "-".into(), |d| format!("{:.1}", d as f64 / 1000.0)),
+            ]
+        })
+        .collect();
+    let mut out = table(&header, &rows);
+    for r in runs
+        .iter()
+        .filter(|r| r.error.is_some() || !r.abandoned_transactions.is_empty())
+    {
+        if let Some(error) = &r.error {
+            out.push_str(&format!("run {}: {error}\n", r.id));
+        }
+        if !r.abandoned_transactions.is_empty() {
+            out.push_str(&format!(
+                "run {}: abandoned {}\n",
+                r.id,
+                r.abandoned_transactions.join(", ")
+            ));
+        }
+    }
+    out
+}

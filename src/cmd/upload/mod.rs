@@ -1,0 +1,277 @@
+//! `rrfeed upload`: which stores to upload and how (the plan), then one run per store — one after
+//! another, or `--jobs N` at once, never two of one store — and the summary: one object for a single
+//! store, a table or JSON array for `--all-stores`, whose exit code is the most severe store's.
+
+mod guards;
+mod progress;
+mod store;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::cli::{GlobalArgs, UploadArgs};
+use crate::config::{
+    self, ApiSettings, Config, ConfigError, Guards, Overrides, RetrySettings, StoreSettings,
+};
+use crate::error::{Exit, RunError};
+use crate::mock::{Mock, MockConfig};
+use crate::signal::{self, Stop};
+use crate::source::{Format, InputSpec};
+use crate::summary::{self, RunState, UploadSummary};
+
+use super::{Context, print_result};
+
+/// What the flags ask of every store's run.
+#[derive(Clone, Debug)]
+struct Flags {
+    dry_run: bool,
+    allow_empty: bool,
+    strict: bool,
+    force: bool,
+    resume: bool,
+    wait_lock: Option<Duration>,
+    chunk_size: usize,
+}
+
+/// Settings shared by the stores of one invocation.
+struct Shared {
+    /// `None` for a dry run, which needs no credentials.
+    api: Option<ApiSettings>,
+    retry: RetrySettings,
+    guards: Guards,
+    state_dir: PathBuf,
+    flags: Flags,
+    /// The embedded mock of `--mock`, kept running for the upload.
+    mock: Option<Mock>,
+}
+
+/// One store's run to make.
+struct Job {
+    store: StoreSettings,
+    input: InputSpec,
+}
+
+pub async fn run(args: &UploadArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
+    let started = Instant::now();
+    let (shared, jobs) = match plan(args, global, ctx).await {
+        Ok(planned) => planned,
+        Err(e) => {
+            let summary = summary_before_start(args, ctx, &e, started);
+            print_one_or_many(args, &[summary]);
+            return e.exit();
+        }
+    };
+    let stop = signal::listen();
+    let summaries = run_jobs(&shared, jobs, usize::from(args.jobs), ctx, stop).await;
+    if let Some(mock) = &shared.mock {
+        let held = mock
+            .store(&summaries[0].store_id)
+            .map_or(0, |s| s.customers.len());
+        info!(
+            customers = held,
+            "the embedded mock now holds the store's list"
+        );
+    }
+    print_one_or_many(args, &summaries);
+    summaries
+        .iter()
+        .map(|s| Exit::from_code(s.exit_code))
+        .max_by_key(|e| e.code())
+        .unwrap_or(Exit::Success)
+}
+
+/// Runs the stores, `jobs` at a time; the summaries come back in plan order.
+async fn run_jobs(
+    shared: &Shared,
+    jobs: Vec<Job>,
+    parallel: usize,
+    ctx: &Context,
+    stop: Stop,
+) -> Vec<UploadSummary> {
+    let mut done: Vec<(usize, UploadSummary)> = futures_util::stream::iter(jobs.iter().enumerate())
+        .map(|(i, job)| {
+            let stop = stop.clone();
+            async move { (i, store::run(job, shared, ctx, stop).await) }
+        })
+        .buffer_unordered(parallel.max(1))
+        .collect()
+        .await;
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, s)| s).collect()
+}
+
+fn print_one_or_many(args: &UploadArgs, summaries: &[UploadSummary]) {
+    if args.all_stores {
+        print_result(args.json, &summaries, || summary::upload_table(summaries));
+    } else if let Some(one) = summaries.first() {
+        print_result(args.json, one, || one.human());
+    }
+}
+
+/// Resolves the settings and the stores to run.
+async fn plan(
+    args: &UploadArgs,
+    global: &GlobalArgs,
+    ctx: &Context,
+) -> Result<(Shared, Vec<Job>), RunError> {
+    let config = Config::load(global.config.as_deref())?;
+    let overrides = Overrides {
+        state_dir: global.state_dir.clone(),
+        ca_cert: global.ca_cert.clone(),
+        retries: args.retries,
+        retry_delay: args.retry_delay,
+        timeout: args.timeout,
+    };
+    let retry = config.retry(&overrides)?;
+    let flags = Flags {
+        dry_run: args.dry_run,
+        allow_empty: args.allow_empty,
+        strict: args.strict,
+        force: args.force,
+        resume: args.resume,
+        wait_lock: args.wait_lock,
+        chunk_size: usize::from(args.chunk_size),
+    };
+    let mut shared = Shared {
+        api: None,
+        guards: config.guards()?,
+        state_dir: config.state_dir(&overrides, &ctx.env),
+        retry,
+        flags,
+        mock: None,
+    };
+    let stores = if args.mock {
+        let (api, store, mock) = embedded_mock(shared.retry.timeout).await?;
+        shared.api = Some(api);
+        shared.mock = Some(mock);
+        vec![store]
+    } else {
+        if !args.dry_run {
+            shared.api = Some(config.api(&ctx.env, &overrides, shared.retry.timeout)?);
+        }
+        chosen_stores(args, &config, ctx)?
+    };
+    let jobs = stores
+        .into_iter()
+        .map(|store| {
+            let input = input_for(args, &store)?;
+            Ok(Job { store, input })
+        })
+        .collect::<Result<_, RunError>>()?;
+    Ok((shared, jobs))
+}
+
+fn chosen_stores(
+    args: &UploadArgs,
+    config: &Config,
+    ctx: &Context,
+) -> Result<Vec<StoreSettings>, ConfigError> {
+    if args.all_stores {
+        let stores = config.stores(&ctx.env)?;
+        if stores.is_empty() {
+            return Err(ConfigError::invalid(
+                "--all-stores",
+                "the config has no [[store]] entries",
+            ));
+        }
+        return Ok(stores);
+    }
+    match &args.store {
+        Some(name) => Ok(vec![config.store_named(name, &ctx.env)?]),
+        None => Ok(vec![config.default_store(&ctx.env)?]),
+    }
+}
+
+/// The input of one store: the FILE argument, else the store's `export`; flags beat the store's settings.
+fn input_for(args: &UploadArgs, store: &StoreSettings) -> Result<InputSpec, ConfigError> {
+    let file = match (&args.file, &store.export) {
+        (Some(file), _) => file.clone(),
+        (None, Some(export)) => export.clone(),
+        (None, None) => {
+            return Err(ConfigError::invalid(
+                format!("store {:?}", store.name),
+                "no export file: give FILE (or - for stdin), or set `export` in its [[store]]",
+            ));
+        }
+    };
+    let mut spec = super::input_spec(&file, &args.input);
+    if args.input.format.is_none()
+        && let Some(format) = store.input.format
+    {
+        spec.format = format;
+    }
+    spec.encoding = spec.encoding.or(store.input.encoding);
+    spec.delimiter = spec.delimiter.or(store.input.delimiter);
+    spec.rules = (*store.rules).clone();
+    Ok(spec)
+}
+
+/// Starts the mock on a free loopback port with its demo store, for a first try without credentials.
+async fn embedded_mock(timeout: Duration) -> Result<(ApiSettings, StoreSettings, Mock), RunError> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| RunError::Unavailable(format!("cannot start the embedded mock: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| RunError::Internal(e.to_string()))?;
+    let config = MockConfig::demo();
+    let accounts = config.accounts.clone();
+    let demo = &accounts.stores[0];
+    let mock = Mock::new(config);
+    tokio::spawn(mock.clone().serve(listener, std::future::pending()));
+    let url = format!("http://{addr}");
+    info!(url = %url, store = %demo.store_id, "uploading to the embedded mock");
+    let api = ApiSettings {
+        base_url: config::check_base_url(&url).map_err(RunError::Internal)?,
+        partner_key: SecretString::from(accounts.partner_key.clone()),
+        admin_password: Some(SecretString::from(accounts.admin_password.clone())),
+        ca_cert: None,
+        timeout,
+        connect_timeout: timeout,
+    };
+    let store = StoreSettings {
+        name: demo.store_id.clone(),
+        store_id: demo.store_id.clone(),
+        store_key: SecretString::from(demo.store_key.clone()),
+        partner_store_id: demo.partner_store_id.clone(),
+        export: None,
+        input: config::InputDefaults::default(),
+        rules: Default::default(),
+    };
+    Ok((api, store, mock))
+}
+
+/// The summary of an invocation that failed before any store could start (a config error, say).
+fn summary_before_start(
+    args: &UploadArgs,
+    ctx: &Context,
+    error: &RunError,
+    started: Instant,
+) -> UploadSummary {
+    let exit = error.exit();
+    let mut summary = UploadSummary::new(
+        args.store
+            .clone()
+            .or_else(|| (ctx.env)(config::env::STORE_ID))
+            .unwrap_or_else(|| "-".into()),
+        args.file
+            .as_ref()
+            .map_or_else(|| "-".into(), |f| f.display().to_string()),
+        args.dry_run,
+    );
+    summary.format = args
+        .input
+        .format
+        .or(Some(Format::Csv))
+        .filter(|_| args.file.is_some());
+    summary.exit_code = exit.code();
+    summary.state = RunState::from_exit(exit);
+    summary.error = Some(error.to_string());
+    summary.duration_ms = started.elapsed().as_millis() as u64;
+    summary
+}

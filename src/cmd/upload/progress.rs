@@ -1,0 +1,64 @@
+//! Progress of an upload: a bar on an interactive terminal, otherwise (cron, CI) a log line every ten
+//! chunks or thirty seconds, so a long upload never looks stuck.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tracing::info;
+
+use crate::driver::Progress;
+
+const LINE_EVERY: Duration = Duration::from_secs(30);
+
+pub(super) struct Reporter {
+    bar: Option<ProgressBar>,
+    total: u64,
+    last_line: Instant,
+}
+
+impl Reporter {
+    pub(super) fn new(store: &str, total: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {pos}/{len} rows ({per_sec}, {eta} left)",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(store.to_owned());
+            bar
+        });
+        Self {
+            bar,
+            total,
+            last_line: Instant::now(),
+        }
+    }
+
+    pub(super) fn update(&mut self, p: &Progress) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(p.confirmed);
+            return;
+        }
+        let due =
+            (p.chunks > 0 && p.chunks.is_multiple_of(10)) || self.last_line.elapsed() >= LINE_EVERY;
+        if due && p.confirmed < self.total {
+            info!(
+                confirmed = p.confirmed,
+                of = self.total,
+                chunks = p.chunks,
+                "upload in progress"
+            );
+            self.last_line = Instant::now();
+        }
+    }
+
+    pub(super) fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The config file `rrfeed.toml` as written on disk (see `config/rrfeed.example.toml`): plain serde types,
+//! unknown keys refused so that a typo is an error naming the key, never a silently ignored setting.
+//! Secrets appear only as references (an environment variable name or a file path), never as values.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub api_url: Option<String>,
+    pub partner_api_key: Option<SecretRef>,
+    pub admin_password: Option<SecretRef>,
+    pub ca_cert: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    #[serde(default)]
+    pub guards: GuardConfig,
+    /// Mapping shared by every store that has none of its own.
+    pub mapping: Option<MappingConfig>,
+    #[serde(default, rename = "store")]
+    pub stores: Vec<StoreConfig>,
+}
+
+/// Where a secret is read from: exactly one of `env` or `file`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    pub env: Option<String>,
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    pub retries: Option<usize>,
+    /// First wait before a retry, e.g. "500ms".
+    pub delay: Option<String>,
+    /// How long to wait for each answer, e.g. "60s".
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardConfig {
+    /// Refuse when the row count shrank by more than this fraction since the last success (0.5 = 50%).
+    pub shrink_ratio: Option<f64>,
+    /// How long the vendor keeps an unended transaction ("8h").
+    pub purge_window: Option<String>,
+    /// `--resume` only continues a transaction younger than the purge window minus this ("1h").
+    pub resume_margin: Option<String>,
+}
+
+/// One `[[store]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub name: String,
+    pub store_id: String,
+    pub store_api_key: SecretRef,
+    pub partner_store_id: Option<String>,
+    pub export: Option<PathBuf>,
+    pub format: Option<String>,
+    pub encoding: Option<String>,
+    pub delimiter: Option<String>,
+    pub mapping: Option<MappingConfig>,
+}
+
+/// A `[mapping]` table: how an export's columns become the 25 fields.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingConfig {
+    /// Export header → field name (`PartnerCustomerID`, `CustomerEmail`, …) or `ignore`.
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+    pub birth_date: Option<BirthDateConfig>,
+    pub full_name: Option<FullNameConfig>,
+    /// Field name → value used where the export leaves the field empty.
+    #[serde(default)]
+    pub defaults: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BirthDateConfig {
+    pub column: String,
+    /// A strftime-style format such as `%d.%m.%Y`; the built-in formats when absent.
+    pub format: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FullNameConfig {
+    pub column: String,
+    /// `first_last` ("John Doe") or `last_first` ("Doe John" or "Doe, John"); default `first_last`.
+    pub order: Option<String>,
+}
+
+/// Reads and parses a config file. Fails with the parser's message, which names the line and key.
+pub fn load(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
+    toml::from_str(&text).map_err(|e| e.to_string().trim_end().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rrfeed.example.toml");
+        let config = load(&path).unwrap();
+        assert!(config.stores.len() >= 2);
+        assert!(
+            config
+                .stores
+                .iter()
+                .all(|s| s.store_api_key.env.is_some() || s.store_api_key.file.is_some())
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_naming_it() {
+        let err =
+            toml::from_str::<FileConfig>("api_url = \"https://x\"\nretires = 3\n").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("retires") && text.contains("line 2"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_secret_value_in_place_of_a_reference_is_refused() {
+        let err = toml::from_str::<FileConfig>("partner_api_key = \"abc123\"\n").unwrap_err();
+        assert!(err.to_string().contains("partner_api_key"), "{err}");
+    }
+}

@@ -1,0 +1,547 @@
+//! Settings, resolved once into validated values (SPEC §4): flags first, then the environment, then the
+//! config file (`--config`, else `./rrfeed.toml`, else the user config dir). The API URL is checked for
+//! https, secrets are read from their references and wrapped so that they never print. The core never
+//! sees clap, `std::env` or TOML.
+
+pub mod file;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Url;
+use secrecy::SecretString;
+use tracing::warn;
+
+use crate::client::is_loopback;
+use crate::mapping::MappingRules;
+use crate::source::{Encoding, Format};
+use file::{FileConfig, SecretRef, StoreConfig};
+
+/// The vendor's production API.
+pub const DEFAULT_API_URL: &str = "https://api.riderrewards.com";
+
+/// The name of the config file looked for in the working directory and the user config dir.
+pub const CONFIG_FILE_NAME: &str = "rrfeed.toml";
+
+/// Environment variable names (SPEC §4).
+pub mod env {
+    pub const API_URL: &str = "RRFEED_API_URL";
+    pub const PARTNER_API_KEY: &str = "RRFEED_PARTNER_API_KEY";
+    pub const ADMIN_PASSWORD: &str = "RRFEED_ADMIN_PASSWORD";
+    pub const STORE_ID: &str = "RRFEED_STORE_ID";
+    pub const STORE_API_KEY: &str = "RRFEED_STORE_API_KEY";
+    pub const PARTNER_STORE_ID: &str = "RRFEED_PARTNER_STORE_ID";
+    pub const STATE_DIR: &str = "RRFEED_STATE_DIR";
+    pub const WEBHOOK_SECRET: &str = "RRFEED_WEBHOOK_SECRET";
+}
+
+/// Reads one variable; empty counts as unset.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment, as an [`Env`].
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// A setting that is missing or wrong. Exit 78.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is not set: it must hold the {what}")]
+    Missing { name: String, what: &'static str },
+    #[error("{}{name} is invalid: {reason}", file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default())]
+    Invalid {
+        file: Option<PathBuf>,
+        name: String,
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    /// An invalid setting that does not come from the file.
+    pub fn invalid(name: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            file: None,
+            name: name.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// How to reach the API, for any command.
+#[derive(Clone, Debug)]
+pub struct ApiSettings {
+    pub base_url: Url,
+    pub partner_key: SecretString,
+    pub admin_password: Option<SecretString>,
+    pub ca_cert: Option<PathBuf>,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+/// How the export of a store is read, where the config says.
+#[derive(Clone, Debug, Default)]
+pub struct InputDefaults {
+    pub format: Option<Format>,
+    pub encoding: Option<Encoding>,
+    pub delimiter: Option<u8>,
+}
+
+/// One store: its identity for feed calls, and its export.
+#[derive(Clone, Debug)]
+pub struct StoreSettings {
+    /// The name in config (the RRStoreID for a store from the environment).
+    pub name: String,
+    pub store_id: String,
+    pub store_key: SecretString,
+    pub partner_store_id: String,
+    pub export: Option<PathBuf>,
+    pub input: InputDefaults,
+    pub rules: Arc<MappingRules>,
+}
+
+/// Retry and timeout settings after flags and config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetrySettings {
+    pub retries: usize,
+    pub delay: Duration,
+    pub timeout: Duration,
+}
+
+/// Guard thresholds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Guards {
+    /// Refuse a run whose rows shrank by more than this fraction since the last success.
+    pub shrink_ratio: f64,
+    /// How long the vendor keeps an unended transaction.
+    pub purge_window: Duration,
+    /// Resume only a transaction younger than `purge_window - resume_margin`.
+    pub resume_margin: Duration,
+}
+
+/// Flag values that override the config (each `None` when not given).
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub state_dir: Option<PathBuf>,
+    pub ca_cert: Option<PathBuf>,
+    pub retries: Option<usize>,
+    pub retry_delay: Option<Duration>,
+    pub timeout: Option<Duration>,
+}
+
+/// The config file as loaded (empty when there is none), with where it came from.
+#[derive(Debug, Default)]
+pub struct Config {
+    pub path: Option<PathBuf>,
+    pub file: FileConfig,
+}
+
+impl Config {
+    /// Finds and parses the config file: `--config` (which must exist), else `./rrfeed.toml`, else
+    /// `rrfeed/rrfeed.toml` in the user config dir; none is fine.
+    ///
+    /// Fails when the file cannot be read or parsed; the message names the file, line and key.
+    pub fn load(flag: Option<&Path>) -> Result<Self, ConfigError> {
+        let path = match flag {
+            Some(p) => Some(p.to_owned()),
+            None => [
+                Some(PathBuf::from(CONFIG_FILE_NAME)),
+                dirs::config_dir().map(|d| d.join("rrfeed").join(CONFIG_FILE_NAME)),
+            ]
+            .into_iter()
+            .flatten()
+            .find(|p| p.is_file()),
+        };
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let file = file::load(&path).map_err(|reason| ConfigError::Invalid {
+            file: Some(path.clone()),
+            name: "the config file".into(),
+            reason,
+        })?;
+        Ok(Config {
+            path: Some(path),
+            file,
+        })
+    }
+
+    fn invalid(&self, name: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.path.clone(),
+            name: name.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The API settings: the URL and partner key from the environment, else the file.
+    ///
+    /// Fails when the partner key is missing or the URL is unusable.
+    pub fn api(
+        &self,
+        env: Env,
+        overrides: &Overrides,
+        timeout: Duration,
+    ) -> Result<ApiSettings, ConfigError> {
+        let (url, url_key) = match env(env::API_URL) {
+            Some(url) => (url, env::API_URL.to_owned()),
+            None => (
+                self.file
+                    .api_url
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_API_URL.to_owned()),
+                "api_url".to_owned(),
+            ),
+        };
+        let base_url = check_base_url(&url).map_err(|reason| {
+            if url_key == env::API_URL {
+                ConfigError::invalid(url_key, reason)
+            } else {
+                self.invalid(url_key, reason)
+            }
+        })?;
+        let partner_key = match env(env::PARTNER_API_KEY) {
+            Some(key) => SecretString::from(key),
+            None => match &self.file.partner_api_key {
+                Some(r) => self.secret(r, "partner_api_key", env)?,
+                None => {
+                    return Err(ConfigError::Missing {
+                        name: env::PARTNER_API_KEY.into(),
+                        what: "partner API key (or set partner_api_key in the config file)",
+                    });
+                }
+            },
+        };
+        let admin_password = match env(env::ADMIN_PASSWORD) {
+            Some(p) => Some(SecretString::from(p)),
+            None => self
+                .file
+                .admin_password
+                .as_ref()
+                .map(|r| self.secret(r, "admin_password", env))
+                .transpose()?,
+        };
+        Ok(ApiSettings {
+            base_url,
+            partner_key,
+            admin_password,
+            ca_cert: overrides
+                .ca_cert
+                .clone()
+                .or_else(|| self.file.ca_cert.clone()),
+            timeout,
+            connect_timeout: Duration::from_secs(10).min(timeout),
+        })
+    }
+
+    /// Retries and timeouts: flags, else the file, else the defaults (5 retries, 500ms, 60s).
+    pub fn retry(&self, overrides: &Overrides) -> Result<RetrySettings, ConfigError> {
+        let r = &self.file.retry;
+        Ok(RetrySettings {
+            retries: overrides.retries.or(r.retries).unwrap_or(5),
+            delay: match overrides.retry_delay {
+                Some(d) => d,
+                None => self.duration(r.delay.as_deref(), "retry.delay", "500ms")?,
+            },
+            timeout: match overrides.timeout {
+                Some(d) => d,
+                None => self.duration(r.timeout.as_deref(), "retry.timeout", "60s")?,
+            },
+        })
+    }
+
+    /// Guard thresholds from the file, else the defaults (50%, 8h, 1h).
+    pub fn guards(&self) -> Result<Guards, ConfigError> {
+        let g = &self.file.guards;
+        let shrink_ratio = g.shrink_ratio.unwrap_or(0.5);
+        if !(0.0..=1.0).contains(&shrink_ratio) {
+            return Err(self.invalid(
+                "guards.shrink_ratio",
+                format!("{shrink_ratio} is not a fraction from 0 to 1 (0.5 refuses a drop of more than half)"),
+            ));
+        }
+        let purge_window = self.duration(g.purge_window.as_deref(), "guards.purge_window", "8h")?;
+        let resume_margin =
+            self.duration(g.resume_margin.as_deref(), "guards.resume_margin", "1h")?;
+        if resume_margin >= purge_window {
+            return Err(self.invalid(
+                "guards.resume_margin",
+                "must be shorter than guards.purge_window",
+            ));
+        }
+        Ok(Guards {
+            shrink_ratio,
+            purge_window,
+            resume_margin,
+        })
+    }
+
+    fn duration(
+        &self,
+        value: Option<&str>,
+        key: &str,
+        default: &str,
+    ) -> Result<Duration, ConfigError> {
+        let text = value.unwrap_or(default);
+        humantime::parse_duration(text).map_err(|e| {
+            self.invalid(
+                key,
+                format!("{text:?} is not a duration ({e}); try \"30s\" or \"5m\""),
+            )
+        })
+    }
+
+    /// Where the ledger, locks and spools live: `--state-dir`, `RRFEED_STATE_DIR`, the file's
+    /// `state_dir`, else the user's state directory (`~/.local/state/rrfeed` on Linux).
+    pub fn state_dir(&self, overrides: &Overrides, env: Env) -> PathBuf {
+        overrides
+            .state_dir
+            .clone()
+            .or_else(|| env(env::STATE_DIR).map(PathBuf::from))
+            .or_else(|| self.file.state_dir.clone())
+            .or_else(|| {
+                dirs::state_dir()
+                    .or_else(dirs::data_local_dir)
+                    .map(|d| d.join("rrfeed"))
+            })
+            .unwrap_or_else(|| PathBuf::from(".rrfeed-state"))
+    }
+
+    /// The shared `[mapping]`, checked.
+    fn shared_rules(&self) -> Result<Arc<MappingRules>, ConfigError> {
+        match &self.file.mapping {
+            Some(m) => Ok(Arc::new(
+                MappingRules::from_config(m).map_err(|(key, reason)| self.invalid(key, reason))?,
+            )),
+            None => Ok(Arc::default()),
+        }
+    }
+
+    /// Every `[[store]]`, with its key read and its mapping checked.
+    ///
+    /// Fails on the first store whose key is missing or whose settings are wrong, naming it.
+    pub fn stores(&self, env: Env) -> Result<Vec<StoreSettings>, ConfigError> {
+        let shared = self.shared_rules()?;
+        let mut stores: Vec<StoreSettings> = Vec::new();
+        for s in &self.file.stores {
+            if let Some(twin) = stores
+                .iter()
+                .find(|o| o.name == s.name || o.store_id == s.store_id)
+            {
+                return Err(self.invalid(
+                    format!("store {:?}", s.name),
+                    format!("repeats the name or store_id of store {:?}", twin.name),
+                ));
+            }
+            stores.push(self.store(s, shared.clone(), env)?);
+        }
+        Ok(stores)
+    }
+
+    /// The configured store named `name` (or with that RRStoreID).
+    ///
+    /// Fails when there is none, listing the names there are, or when its settings are wrong.
+    pub fn store_named(&self, name: &str, env: Env) -> Result<StoreSettings, ConfigError> {
+        let found = self
+            .file
+            .stores
+            .iter()
+            .find(|s| s.name == name)
+            .or_else(|| self.file.stores.iter().find(|s| s.store_id == name));
+        match found {
+            Some(s) => self.store(s, self.shared_rules()?, env),
+            None => Err(self.invalid(
+                "--store",
+                format!(
+                    "no [[store]] is named {name:?}; configured: {}",
+                    self.store_names().join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// The names of the configured stores, in file order.
+    pub fn store_names(&self) -> Vec<&str> {
+        self.file.stores.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    /// The store a single-store run uses when no `--store` is given: the environment's
+    /// (`RRFEED_STORE_ID` and `RRFEED_STORE_API_KEY`, with the shared `[mapping]`), else the config's
+    /// only store.
+    ///
+    /// Fails when neither says which store, naming what to set.
+    pub fn default_store(&self, env: Env) -> Result<StoreSettings, ConfigError> {
+        if let Some(store_id) = env(env::STORE_ID) {
+            let store_key = env(env::STORE_API_KEY).ok_or(ConfigError::Missing {
+                name: env::STORE_API_KEY.into(),
+                what: "store's RRStoreAPIKey",
+            })?;
+            return Ok(StoreSettings {
+                name: store_id.clone(),
+                store_key: SecretString::from(store_key),
+                partner_store_id: env(env::PARTNER_STORE_ID).unwrap_or_else(|| store_id.clone()),
+                export: None,
+                input: InputDefaults::default(),
+                rules: self.shared_rules()?,
+                store_id,
+            });
+        }
+        match self.file.stores.as_slice() {
+            [only] => self.store(only, self.shared_rules()?, env),
+            [] => Err(ConfigError::Missing {
+                name: env::STORE_ID.into(),
+                what: "store's RRStoreID (or configure a [[store]] in rrfeed.toml)",
+            }),
+            several => Err(ConfigError::invalid(
+                "--store",
+                format!(
+                    "the config has {} stores ({}); name one with --store NAME or use --all-stores",
+                    several.len(),
+                    self.store_names().join(", ")
+                ),
+            )),
+        }
+    }
+
+    fn store(
+        &self,
+        s: &StoreConfig,
+        shared: Arc<MappingRules>,
+        env: Env,
+    ) -> Result<StoreSettings, ConfigError> {
+        let key = |k: &str| format!("store {:?}: {k}", s.name);
+        if s.name.trim().is_empty() || s.store_id.trim().is_empty() {
+            return Err(self.invalid(key("name"), "every store needs a name and a store_id"));
+        }
+        let rules = match &s.mapping {
+            Some(m) => Arc::new(
+                MappingRules::from_config(m)
+                    .map_err(|(k, reason)| self.invalid(key(&k), reason))?,
+            ),
+            None => shared,
+        };
+        Ok(StoreSettings {
+            name: s.name.clone(),
+            store_id: s.store_id.clone(),
+            store_key: self.secret(&s.store_api_key, &key("store_api_key"), env)?,
+            partner_store_id: s
+                .partner_store_id
+                .clone()
+                .unwrap_or_else(|| s.store_id.clone()),
+            export: s.export.clone(),
+            input: self.input_defaults(s)?,
+            rules,
+        })
+    }
+
+    fn input_defaults(&self, s: &StoreConfig) -> Result<InputDefaults, ConfigError> {
+        let key = |k: &str| format!("store {:?}: {k}", s.name);
+        let format = match s.format.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None => None,
+            Some("csv") => Some(Format::Csv),
+            Some("json") => Some(Format::Json),
+            Some("ndjson" | "jsonl") => Some(Format::Ndjson),
+            Some(other) => {
+                return Err(self.invalid(
+                    key("format"),
+                    format!("{other:?} is not csv, json or ndjson"),
+                ));
+            }
+        };
+        let encoding = match s.encoding.as_deref() {
+            None => None,
+            Some(e) => Some(Encoding::from_name(e).ok_or_else(|| {
+                self.invalid(
+                    key("encoding"),
+                    format!("{e:?} is not utf-8 or windows-1252"),
+                )
+            })?),
+        };
+        let delimiter = match s.delimiter.as_deref() {
+            None => None,
+            Some("tab" | "\t") => Some(b'\t'),
+            Some(d) if d.len() == 1 && d.is_ascii() => Some(d.as_bytes()[0]),
+            Some(other) => {
+                return Err(
+                    self.invalid(key("delimiter"), format!("{other:?} is not one character"))
+                );
+            }
+        };
+        Ok(InputDefaults {
+            format,
+            encoding,
+            delimiter,
+        })
+    }
+
+    /// Reads a secret from its reference. A secret file readable by group or others draws a warning.
+    fn secret(&self, r: &SecretRef, key: &str, env: Env) -> Result<SecretString, ConfigError> {
+        match (&r.env, &r.file) {
+            (Some(name), None) => {
+                env(name)
+                    .map(SecretString::from)
+                    .ok_or_else(|| ConfigError::Missing {
+                        name: format!("{name} (named by {key} in {})", self.display_path()),
+                        what: "secret",
+                    })
+            }
+            (None, Some(path)) => {
+                read_secret_file(path).map_err(|reason| self.invalid(key, reason))
+            }
+            _ => Err(self.invalid(
+                key,
+                "give exactly one of env = \"VARIABLE\" or file = \"/path\"",
+            )),
+        }
+    }
+
+    fn display_path(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or_else(|| "the config".to_owned(), |p| p.display().to_string())
+    }
+}
+
+fn read_secret_file(path: &Path) -> Result<SecretString, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?;
+    warn_if_readable_by_others(path);
+    let value = text.trim();
+    if value.is_empty() {
+        return Err(format!("the secret file {} is empty", path.display()));
+    }
+    Ok(SecretString::from(value.to_owned()))
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        warn!(file = %path.display(), "a secret file is readable by group or others; chmod 600 it");
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_: &Path) {}
+
+/// Parses a base URL: `https://` anywhere, `http://` only for loopback hosts (SPEC §4).
+pub fn check_base_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text.trim()).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        "http" => Err(format!(
+            "{text:?} uses http:// for a host that is not loopback; use https:// (http:// is only \
+             for a local mock)"
+        )),
+        other => Err(format!("{text:?} has the scheme {other:?}; use https://")),
+    }
+}
+
+#[cfg(test)]
+mod tests;
