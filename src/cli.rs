@@ -238,6 +238,9 @@ pub struct MockArgs {
     /// Forget transactions left open this long (the vendor's window is 8h)
     #[arg(long, value_parser = parse_duration, default_value = "8h", value_name = "DURATION")]
     pub purge_after: Duration,
+    /// How many demo stores to serve (RRStoreIDs 1001, 1002, …)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000), value_name = "N")]
+    pub stores: u16,
 }
 
 const MOCK_HELP: &str = "\

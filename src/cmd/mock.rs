@@ -21,7 +21,7 @@ pub async fn run(args: &MockArgs, ctx: &Context) -> Exit {
             return Exit::Usage;
         }
     };
-    let (config, overridden) = accounts_from_env(ctx);
+    let (config, overridden) = accounts_from_env(ctx, usize::from(args.stores));
     let config = MockConfig {
         faults,
         purge_after: args.purge_after,
@@ -47,9 +47,9 @@ pub async fn run(args: &MockArgs, ctx: &Context) -> Exit {
     }
 }
 
-/// The demo accounts, with any of the client's variables overriding them.
-fn accounts_from_env(ctx: &Context) -> (MockConfig, bool) {
-    let mut config = MockConfig::demo();
+/// The demo accounts, with any of the client's variables overriding the first store's.
+fn accounts_from_env(ctx: &Context, stores: usize) -> (MockConfig, bool) {
+    let mut config = MockConfig::demo_stores(stores);
     let a = &mut config.accounts;
     let store = &mut a.stores[0];
     let mut overridden = false;
@@ -70,14 +70,14 @@ fn accounts_from_env(ctx: &Context) -> (MockConfig, bool) {
 
 fn print_banner(url: &str, config: &MockConfig, overridden: bool) {
     let a = &config.accounts;
-    let store = &a.stores[0];
+    let first = &a.stores[0];
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "rrfeed mock listening on {url}");
     if overridden {
         let _ = writeln!(
             out,
             "credentials: as set in the environment (store {})",
-            store.store_id
+            first.store_id
         );
     } else {
         let _ = writeln!(out, "demo credentials (for this mock only):");
@@ -85,11 +85,18 @@ fn print_banner(url: &str, config: &MockConfig, overridden: bool) {
             (env::API_URL, url),
             (env::PARTNER_API_KEY, a.partner_key.as_str()),
             (env::ADMIN_PASSWORD, a.admin_password.as_str()),
-            (env::STORE_ID, store.store_id.as_str()),
-            (env::STORE_API_KEY, store.store_key.as_str()),
-            (env::PARTNER_STORE_ID, store.partner_store_id.as_str()),
+            (env::STORE_ID, first.store_id.as_str()),
+            (env::STORE_API_KEY, first.store_key.as_str()),
+            (env::PARTNER_STORE_ID, first.partner_store_id.as_str()),
         ] {
             let _ = writeln!(out, "  export {name}={value}");
+        }
+        for store in &a.stores[1..] {
+            let _ = writeln!(
+                out,
+                "  store {} (partner store {}): key {}",
+                store.store_id, store.partner_store_id, store.store_key
+            );
         }
     }
     if !config.faults.is_empty() {

@@ -40,16 +40,29 @@ pub struct MockConfig {
 impl MockConfig {
     /// One demo partner with one demo store. The keys are for the mock only.
     pub fn demo() -> Self {
+        Self::demo_stores(1)
+    }
+
+    /// One demo partner with `n` demo stores: RRStoreIDs 1001, 1002, …, keys `demo-store-key` for the
+    /// first and `demo-store-key-2`, `demo-store-key-3`, … for the others.
+    pub fn demo_stores(n: usize) -> Self {
+        let stores = (1..=n.max(1))
+            .map(|i| MockStore {
+                store_id: format!("{}", 1000 + i),
+                store_key: if i == 1 {
+                    "demo-store-key".into()
+                } else {
+                    format!("demo-store-key-{i}")
+                },
+                partner_store_id: format!("DEMO-{i}"),
+                name: format!("Demo Motorcycles {i}"),
+            })
+            .collect();
         Self {
             accounts: Accounts {
                 partner_key: "demo-partner-key".into(),
                 admin_password: "demo-admin-password".into(),
-                stores: vec![MockStore {
-                    store_id: "1001".into(),
-                    store_key: "demo-store-key".into(),
-                    partner_store_id: "DEMO-1".into(),
-                    name: "Demo Motorcycles".into(),
-                }],
+                stores,
             },
             purge_after: Duration::from_secs(8 * 3600),
             faults: FaultPlan::default(),

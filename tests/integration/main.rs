@@ -5,4 +5,5 @@ mod faults;
 mod helpers;
 mod input;
 mod mock_cmd;
+mod operations;
 mod upload;

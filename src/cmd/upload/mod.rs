@@ -36,6 +36,8 @@ struct Flags {
     resume: bool,
     wait_lock: Option<Duration>,
     chunk_size: usize,
+    /// Errors also go to the log (with `--json`, where no human reads the summary).
+    log_errors: bool,
 }
 
 /// Settings shared by the stores of one invocation.
@@ -136,6 +138,7 @@ async fn plan(
         resume: args.resume,
         wait_lock: args.wait_lock,
         chunk_size: usize::from(args.chunk_size),
+        log_errors: args.json,
     };
     let mut shared = Shared {
         api: None,

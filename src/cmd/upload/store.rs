@@ -47,7 +47,9 @@ pub(super) async fn run(job: &Job, shared: &Shared, ctx: &Context, stop: Stop) -
         .instrument(span)
         .await;
     summary.finish(result.as_ref().err(), &progress, started.elapsed());
-    if let Err(e) = &result {
+    if let Err(e) = &result
+        && shared.flags.log_errors
+    {
         error!(store = %job.store.name, "{e}");
     }
     summary
@@ -150,7 +152,11 @@ async fn upload(
     }
     let previous = guards::previous_runs(entry.ledger, store_id, entry.id)?;
     let resume = if shared.flags.resume {
-        guards::resume_point(&previous, &spool, &shared.guards, (ctx.now)(), progress)
+        let point = guards::resume_point(&previous, &spool, &shared.guards, (ctx.now)(), progress);
+        if let (Some(_), Some(from)) = (&point, &previous) {
+            entry.ledger.resumed(entry.id, from.id)?;
+        }
+        point
     } else {
         guards::note_open_transaction(&previous, progress);
         None
