@@ -359,7 +359,10 @@ pub fn split_date(value: &str) -> Option<(i8, i8, i16)> {
 
 /// Splits a date with a configured strftime-style format.
 fn split_date_with(value: &str, format: &str) -> Option<(i8, i8, i16)> {
-    let date = Date::strptime(format, value).ok()?;
+    let date = jiff::fmt::strtime::parse(format, value)
+        .ok()?
+        .to_date()
+        .ok()?;
     Some((date.month(), date.day(), date.year()))
 }
 

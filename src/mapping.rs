@@ -132,8 +132,12 @@ impl MappingRules {
                 .columns
                 .insert(header_key(&birth.column), Target::BirthDate);
             if let Some(format) = &birth.format {
-                let probe = jiff::civil::date(2001, 2, 3).strftime(format).to_string();
-                if jiff::civil::Date::strptime(format, &probe).is_err() {
+                // A format must both print and read back a whole date.
+                let probe = jiff::civil::datetime(2001, 2, 3, 4, 5, 6, 0);
+                let round_trip = jiff::fmt::strtime::format(format, probe)
+                    .and_then(|text| jiff::fmt::strtime::parse(format, text))
+                    .and_then(|tm| tm.to_date());
+                if round_trip.is_err() {
                     return Err((
                         "mapping.birth_date.format".into(),
                         format!("{format:?} is not a date format such as \"%d.%m.%Y\""),

@@ -4,6 +4,7 @@ mod contract;
 mod faults;
 mod helpers;
 mod input;
+mod mappings;
 mod mock_cmd;
 mod operations;
 mod upload;

@@ -490,3 +490,29 @@ fn completions_and_the_manual_page_are_generated() {
     );
     let _ = std::io::stdout().flush();
 }
+
+#[test]
+fn the_readme_night_config_uploads_three_stores() {
+    let server = MockServer::start_with(MockConfig::demo_stores(3));
+    let state = tempfile::tempdir().unwrap();
+    let output = rrfeed(&server, state.path())
+        .env_remove("RRFEED_STORE_ID")
+        .env("RRFEED_ADMIN_PASSWORD", "demo-admin-password")
+        .env("KEY_NORTH", "demo-store-key")
+        .env("KEY_SOUTH", "demo-store-key-2")
+        .env("KEY_EAST", "demo-store-key-3")
+        .args([
+            "--config",
+            "examples/night/rrfeed.toml",
+            "upload",
+            "--all-stores",
+        ])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{table}");
+    assert!(table.contains("3 store(s), 0 failed"), "{table}");
+    assert_eq!(server.mock.store("1001").unwrap().customers.len(), 300);
+    assert_eq!(server.mock.store("1002").unwrap().customers.len(), 60);
+    assert_eq!(server.mock.store("1003").unwrap().customers.len(), 4);
+}
