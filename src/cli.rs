@@ -149,7 +149,7 @@ pub struct InputArgs {
     #[arg(long, value_parser = parse_encoding, value_name = "utf-8|windows-1252")]
     pub encoding: Option<Encoding>,
     /// CSV delimiter, one character (`tab` for a tab) [default: `,`, or `;`/tab/`|` when the header uses only that]
-    #[arg(long, value_parser = parse_delimiter, value_name = "C")]
+    #[arg(long, value_parser = crate::source::parse_delimiter, value_name = "C")]
     pub delimiter: Option<u8>,
 }
 
@@ -268,14 +268,6 @@ fn parse_encoding(text: &str) -> Result<Encoding, String> {
     Encoding::from_name(text).ok_or_else(|| "use utf-8 or windows-1252 (cp1252)".to_owned())
 }
 
-fn parse_delimiter(text: &str) -> Result<u8, String> {
-    match text {
-        "tab" | "\\t" | "\t" => Ok(b'\t'),
-        t if t.len() == 1 && t.is_ascii() => Ok(t.as_bytes()[0]),
-        _ => Err("use one ASCII character, e.g. ';' or tab".to_owned()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,9 +280,9 @@ mod tests {
 
     #[test]
     fn delimiters_and_encodings_parse() {
-        assert_eq!(parse_delimiter(";"), Ok(b';'));
-        assert_eq!(parse_delimiter("tab"), Ok(b'\t'));
-        assert!(parse_delimiter(";;").is_err());
+        assert_eq!(crate::source::parse_delimiter(";"), Ok(b';'));
+        assert_eq!(crate::source::parse_delimiter("tab"), Ok(b'\t'));
+        assert!(crate::source::parse_delimiter(";;").is_err());
         assert_eq!(parse_encoding("cp1252"), Ok(Encoding::Windows1252));
     }
 

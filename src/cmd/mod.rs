@@ -55,6 +55,25 @@ pub fn input_spec(file: &Path, args: &InputArgs) -> InputSpec {
     }
 }
 
+/// The input of a configured store: `file` read as the store says (format, encoding, delimiter,
+/// mapping), where the flags do not say otherwise.
+pub fn store_input_spec(
+    file: &Path,
+    args: &InputArgs,
+    store: &crate::config::StoreSettings,
+) -> InputSpec {
+    let mut spec = input_spec(file, args);
+    if args.format.is_none()
+        && let Some(format) = store.input.format
+    {
+        spec.format = format;
+    }
+    spec.encoding = spec.encoding.or(store.input.encoding);
+    spec.delimiter = spec.delimiter.or(store.input.delimiter);
+    spec.rules = (*store.rules).clone();
+    spec
+}
+
 /// Prints a result on stdout: JSON, or the human text.
 pub fn print_result(json: bool, value: &impl serde::Serialize, human: impl FnOnce() -> String) {
     if json {

@@ -90,14 +90,7 @@ fn store_rules(
         return Ok(Arc::default());
     };
     let store = Config::load(global.config.as_deref())?.store_named(name, &ctx.env)?;
-    if args.input.format.is_none()
-        && let Some(format) = store.input.format
-    {
-        spec.format = format;
-    }
-    spec.encoding = spec.encoding.or(store.input.encoding);
-    spec.delimiter = spec.delimiter.or(store.input.delimiter);
-    spec.rules = (*store.rules).clone();
+    *spec = super::store_input_spec(&args.file, &args.input, &store);
     Ok(store.rules)
 }
 

@@ -460,16 +460,12 @@ impl Config {
                 )
             })?),
         };
-        let delimiter = match s.delimiter.as_deref() {
-            None => None,
-            Some("tab" | "\t") => Some(b'\t'),
-            Some(d) if d.len() == 1 && d.is_ascii() => Some(d.as_bytes()[0]),
-            Some(other) => {
-                return Err(
-                    self.invalid(key("delimiter"), format!("{other:?} is not one character"))
-                );
-            }
-        };
+        let delimiter = s
+            .delimiter
+            .as_deref()
+            .map(crate::source::parse_delimiter)
+            .transpose()
+            .map_err(|reason| self.invalid(key("delimiter"), reason))?;
         Ok(InputDefaults {
             format,
             encoding,

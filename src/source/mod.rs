@@ -49,6 +49,15 @@ impl Format {
     }
 }
 
+/// Parses a delimiter: one ASCII character, or `tab`.
+pub fn parse_delimiter(text: &str) -> Result<u8, String> {
+    match text {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        t if t.len() == 1 && t.is_ascii() => Ok(t.as_bytes()[0]),
+        _ => Err(format!("{text:?} is not one ASCII character (or `tab`)")),
+    }
+}
+
 /// Which input to read and how.
 #[derive(Clone, Debug)]
 pub struct InputSpec {

@@ -516,3 +516,40 @@ fn the_readme_night_config_uploads_three_stores() {
     assert_eq!(server.mock.store("1002").unwrap().customers.len(), 60);
     assert_eq!(server.mock.store("1003").unwrap().customers.len(), 4);
 }
+
+#[test]
+fn stores_lists_the_partners_stores_with_keys_redacted() {
+    let server = MockServer::start_with(MockConfig::demo_stores(3));
+    let state = tempfile::tempdir().unwrap();
+    let stores = |extra: &[&str]| {
+        rrfeed(&server, state.path())
+            .env("RRFEED_ADMIN_PASSWORD", "demo-admin-password")
+            .args(["stores", "--json"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let listed = json_of(&stores(&[]));
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[1]["RRStoreID"], "1002");
+    assert_eq!(listed[1]["RRStoreAPIKey"], "[redacted]");
+    assert_eq!(
+        json_of(&stores(&["--show-keys"]))[1]["RRStoreAPIKey"],
+        "demo-store-key-2"
+    );
+    let one = json_of(&stores(&["--partner-store-id", "DEMO-3"]));
+    assert_eq!(one.as_array().unwrap().len(), 1);
+    assert_eq!(one[0]["RRStoreID"], "1003");
+    let no_password = rrfeed(&server, state.path())
+        .args(["stores"])
+        .output()
+        .unwrap();
+    assert_eq!(no_password.status.code(), Some(78));
+    let wrong = rrfeed(&server, state.path())
+        .env("RRFEED_ADMIN_PASSWORD", "wrong")
+        .args(["stores"])
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(77));
+}

@@ -202,16 +202,7 @@ fn input_for(args: &UploadArgs, store: &StoreSettings) -> Result<InputSpec, Conf
             ));
         }
     };
-    let mut spec = super::input_spec(&file, &args.input);
-    if args.input.format.is_none()
-        && let Some(format) = store.input.format
-    {
-        spec.format = format;
-    }
-    spec.encoding = spec.encoding.or(store.input.encoding);
-    spec.delimiter = spec.delimiter.or(store.input.delimiter);
-    spec.rules = (*store.rules).clone();
-    Ok(spec)
+    Ok(super::store_input_spec(&file, &args.input, store))
 }
 
 /// Starts the mock on a free loopback port with its demo store, for a first try without credentials.
