@@ -8,7 +8,7 @@ use std::sync::Arc;
 use jiff::civil::Date;
 
 use crate::mapping::MappingRules;
-use crate::protocol::{CustomerJson, FIELD_COUNT, Field};
+use crate::protocol::{FIELD_COUNT, Field, write_customer_json};
 use crate::warnings::{Issue, WarningCode};
 
 /// A customer row after normalization: 25 values, empty where nothing usable was given.
@@ -28,7 +28,7 @@ impl Customer {
 
     /// Appends the row as the vendor's JSON object (every key present, values as strings).
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        serde_json::to_writer(out, &CustomerJson(&self.values)).expect("strings always serialize");
+        write_customer_json(&self.values, out);
     }
 }
 
@@ -143,29 +143,34 @@ impl Normalizer {
     }
 }
 
-/// Fields derived from a whole birth date or a whole name.
+/// Fields derived from a whole birth date or a whole name, borrowed or on the stack (this runs for
+/// every row of exports that have such columns).
 #[derive(Default)]
-struct Derived {
-    birth: Option<(String, String, String)>,
-    names: Option<(String, String)>,
+struct Derived<'a> {
+    birth: Option<[NumText; 3]>,
+    names: Option<(&'a str, &'a str)>,
 }
 
-impl Derived {
-    fn from_raw(raw: &RawCustomer, rules: &MappingRules, issues: &mut Vec<Issue>) -> Self {
+impl<'a> Derived<'a> {
+    fn from_raw(raw: &RawCustomer<'a>, rules: &MappingRules, issues: &mut Vec<Issue>) -> Self {
         let mut derived = Derived::default();
-        if let Some(date) = raw.birth_date.filter(|d| !d.trim().is_empty()) {
+        if let Some(date) = raw.birth_date.map(str::trim).filter(|d| !d.is_empty()) {
             let split = match &rules.birth_date_format {
-                Some(format) => split_date_with(date.trim(), format),
-                None => split_date(date.trim()),
+                Some(format) => split_date_with(date, format),
+                None => split_date(date),
             };
             match split {
                 Some((m, d, y)) => {
-                    derived.birth = Some((m.to_string(), d.to_string(), y.to_string()));
+                    derived.birth = Some([
+                        NumText::new(m.into()),
+                        NumText::new(d.into()),
+                        NumText::new(y),
+                    ]);
                 }
                 None => issues.push(Issue {
                     field: Field::BirthYear,
                     code: WarningCode::InvalidBirthDate,
-                    value: date.trim().to_owned(),
+                    value: date.to_owned(),
                 }),
             }
         }
@@ -176,16 +181,40 @@ impl Derived {
     }
 
     fn get(&self, field: Field) -> Option<&str> {
-        match (field, &self.birth, &self.names) {
-            (Field::BirthMonth, Some((m, _, _)), _) => Some(m),
-            (Field::BirthDay, Some((_, d, _)), _) => Some(d),
-            (Field::BirthYear, Some((_, _, y)), _) => Some(y),
-            (Field::FirstName, _, Some((first, _))) => Some(first),
-            (Field::LastName, _, Some((_, last))) => Some(last),
+        let birth = |i: usize| self.birth.as_ref().map(|b| b[i].as_str());
+        match field {
+            Field::BirthMonth => birth(0),
+            Field::BirthDay => birth(1),
+            Field::BirthYear => birth(2),
+            Field::FirstName => self.names.map(|(first, _)| first),
+            Field::LastName => self.names.map(|(_, last)| last),
             _ => None,
         }
-        .map(String::as_str)
         .filter(|v| !v.is_empty())
+    }
+}
+
+/// A small number as text, without a heap allocation.
+#[derive(Clone, Copy, Default)]
+struct NumText {
+    digits: [u8; 6],
+    len: u8,
+}
+
+impl NumText {
+    fn new(n: i16) -> Self {
+        let mut buffer = itoa::Buffer::new();
+        let text = buffer.format(n).as_bytes();
+        let mut digits = [0; 6];
+        digits[..text.len()].copy_from_slice(text);
+        Self {
+            digits,
+            len: text.len() as u8,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.digits[..usize::from(self.len)]).expect("itoa writes ASCII")
     }
 }
 
@@ -235,24 +264,33 @@ fn phone(value: &mut String) -> Rule {
     Ok(())
 }
 
+/// The code of the first word list that `value` is in, ignoring ASCII case (no allocation: this runs
+/// for several fields of every row).
+fn code_of(value: &str, codes: &[(&'static str, &[&str])]) -> Option<&'static str> {
+    codes
+        .iter()
+        .find(|(_, words)| words.iter().any(|w| value.eq_ignore_ascii_case(w)))
+        .map(|(code, _)| *code)
+}
+
 fn gender(value: &mut String) -> Rule {
-    let code = match value.to_ascii_lowercase().as_str() {
-        "" => "",
-        "m" | "male" | "man" => "M",
-        "f" | "female" | "woman" => "F",
-        _ => return Err(WarningCode::InvalidGender),
-    };
+    const CODES: &[(&str, &[&str])] = &[
+        ("", &[""]),
+        ("M", &["m", "male", "man"]),
+        ("F", &["f", "female", "woman"]),
+    ];
+    let code = code_of(value, CODES).ok_or(WarningCode::InvalidGender)?;
     replace(value, code);
     Ok(())
 }
 
 fn yes_no(value: &mut String) -> Rule {
-    let code = match value.to_ascii_lowercase().as_str() {
-        "" => "",
-        "y" | "yes" | "true" | "1" => "Y",
-        "n" | "no" | "false" | "0" => "N",
-        _ => return Err(WarningCode::InvalidYesNo),
-    };
+    const CODES: &[(&str, &[&str])] = &[
+        ("", &[""]),
+        ("Y", &["y", "yes", "true", "1"]),
+        ("N", &["n", "no", "false", "0"]),
+    ];
+    let code = code_of(value, CODES).ok_or(WarningCode::InvalidYesNo)?;
     replace(value, code);
     Ok(())
 }
@@ -287,13 +325,13 @@ const MONTH_NAMES: [&str; 12] = [
 
 /// Months are 1-12, written without leading zeros; month names are accepted.
 fn month(value: &mut String) -> Rule {
-    let lower = value.to_ascii_lowercase();
-    let by_name = MONTH_NAMES
-        .iter()
-        .position(|m| lower.len() >= 3 && lower.starts_with(m))
-        .filter(|_| lower.chars().all(|c| c.is_ascii_alphabetic() || c == '.'));
-    if let Some(index) = by_name {
-        replace(value, &(index + 1).to_string());
+    let named = value.len() >= 3 && value.chars().all(|c| c.is_ascii_alphabetic() || c == '.');
+    if named
+        && let Some(index) = MONTH_NAMES
+            .iter()
+            .position(|m| value[..3].eq_ignore_ascii_case(m))
+    {
+        replace(value, itoa::Buffer::new().format(index + 1));
         return Ok(());
     }
     number_in(value, 1, 12, WarningCode::InvalidMonth)
@@ -307,7 +345,7 @@ fn number_in(value: &mut String, lo: i32, hi: i32, code: WarningCode) -> Rule {
     let digits = value.strip_suffix(".0").unwrap_or(value);
     match digits.parse::<i32>() {
         Ok(n) if (lo..=hi).contains(&n) && digits.bytes().all(|b| b.is_ascii_digit()) => {
-            replace(value, &n.to_string());
+            replace(value, itoa::Buffer::new().format(n));
             Ok(())
         }
         _ => Err(code),
@@ -316,16 +354,24 @@ fn number_in(value: &mut String, lo: i32, hi: i32, code: WarningCode) -> Rule {
 
 /// Countries: the three the vendor names get their 3-letter codes; others are uppercased as given.
 fn country(value: &mut String) {
-    let code = match value.to_ascii_lowercase().replace('.', "").as_str() {
-        "us" | "usa" | "united states" | "united states of america" => "USA",
-        "ca" | "can" | "canada" => "CAN",
-        "au" | "aus" | "australia" => "AUS",
-        _ => {
-            *value = value.to_uppercase();
-            return;
-        }
+    const CODES: &[(&str, &[&str])] = &[
+        (
+            "USA",
+            &["us", "usa", "united states", "united states of america"],
+        ),
+        ("CAN", &["ca", "can", "canada"]),
+        ("AUS", &["au", "aus", "australia"]),
+    ];
+    let code = if value.contains('.') {
+        code_of(&value.replace('.', ""), CODES)
+    } else {
+        code_of(value, CODES)
     };
-    replace(value, code);
+    match code {
+        Some(code) => replace(value, code),
+        None if value.is_ascii() => value.make_ascii_uppercase(),
+        None => *value = value.to_uppercase(),
+    }
 }
 
 fn replace(value: &mut String, with: &str) {
@@ -368,10 +414,10 @@ fn split_date_with(value: &str, format: &str) -> Option<(i8, i8, i16)> {
 
 /// Splits a whole name: `Last, First` always; otherwise `First [Middle] Last`, or `Last First [Middle]`
 /// when the store's export puts the last name first.
-fn split_name(value: &str, last_name_first: bool) -> (String, String) {
+fn split_name(value: &str, last_name_first: bool) -> (&str, &str) {
     let value = value.trim();
     if let Some((last, first)) = value.split_once(',') {
-        return (first.trim().to_owned(), last.trim().to_owned());
+        return (first.trim(), last.trim());
     }
     let split = if last_name_first {
         value
@@ -381,8 +427,8 @@ fn split_name(value: &str, last_name_first: bool) -> (String, String) {
         value.rsplit_once(char::is_whitespace)
     };
     match split {
-        Some((first, last)) => (first.trim().to_owned(), last.trim().to_owned()),
-        None => (value.to_owned(), String::new()),
+        Some((first, last)) => (first.trim(), last.trim()),
+        None => (value, ""),
     }
 }
 
@@ -558,19 +604,10 @@ mod tests {
 
     #[test]
     fn a_full_name_is_split_when_first_and_last_are_missing() {
-        assert_eq!(
-            split_name("Doe, John", false),
-            ("John".into(), "Doe".into())
-        );
-        assert_eq!(
-            split_name("Mary Ann Smith", false),
-            ("Mary Ann".into(), "Smith".into())
-        );
-        assert_eq!(
-            split_name("Smith Mary Ann", true),
-            ("Mary Ann".into(), "Smith".into())
-        );
-        assert_eq!(split_name("Cher", false), ("Cher".into(), String::new()));
+        assert_eq!(split_name("Doe, John", false), ("John", "Doe"));
+        assert_eq!(split_name("Mary Ann Smith", false), ("Mary Ann", "Smith"));
+        assert_eq!(split_name("Smith Mary Ann", true), ("Mary Ann", "Smith"));
+        assert_eq!(split_name("Cher", false), ("Cher", ""));
         let mut raw = RawCustomer {
             full_name: Some("Jane Roe"),
             ..Default::default()

@@ -414,10 +414,7 @@ async fn post_chunks<A: Api>(
     let mut reader = feed.spool.reader().map_err(spool_error)?;
     reader.skip_rows(progress.confirmed).map_err(spool_error)?;
     let mut rows = Vec::new();
-    // After a crash the chunk then in flight may or may not have been counted.
-    let mut unsure_of_previous = resumed;
-    for chunk in plan::chunks_from(progress.confirmed, tx.declared, feed.chunk_size) {
-        session.check_stop()?;
+    let mut read_body = |chunk: &plan::Chunk| -> Result<Bytes, DriverError> {
         rows.clear();
         let read = reader
             .read_rows(chunk.rows, &mut rows)
@@ -428,8 +425,24 @@ async fn post_chunks<A: Api>(
                 tx.declared
             ))));
         }
-        let body = upload_body(tx, chunk.rows, &rows);
-        let attempt = retrying(session, || api.upload(&tx.id, body.clone())).await;
+        Ok(upload_body(tx, chunk.rows, &rows))
+    };
+    // After a crash the chunk then in flight may or may not have been counted.
+    let mut unsure_of_previous = resumed;
+    let mut chunks = plan::chunks_from(progress.confirmed, tx.declared, feed.chunk_size).peekable();
+    let mut body = chunks.peek().map(&mut read_body).transpose()?;
+    while let Some(chunk) = chunks.next() {
+        session.check_stop()?;
+        let this_body = body
+            .take()
+            .expect("each chunk's body is read before it is posted");
+        let next = chunks.peek().copied();
+        // The next chunk's body is read and built while this one is in flight; posts stay sequential.
+        let (attempt, next_body) = tokio::join!(
+            retrying(session, || api.upload(&tx.id, this_body.clone())),
+            async { next.as_ref().map(&mut read_body).transpose() }
+        );
+        body = next_body?;
         let maybe_counted_before = attempt.maybe_processed_before_last || unsure_of_previous;
         unsure_of_previous = false;
         let results = match attempt.into_result() {

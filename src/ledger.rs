@@ -26,8 +26,8 @@ CREATE TABLE IF NOT EXISTS runs (
     store_id TEXT NOT NULL,
     feed TEXT NOT NULL,
     input TEXT NOT NULL,
-    input_sha256 TEXT,
-    snapshot_sha256 TEXT,
+    input_blake3 TEXT,
+    snapshot_blake3 TEXT,
     spool_path TEXT,
     rows INTEGER,
     chunks INTEGER,
@@ -74,8 +74,8 @@ pub struct RunRecord {
     pub store_id: String,
     pub feed: String,
     pub input: String,
-    pub input_sha256: Option<String>,
-    pub snapshot_sha256: Option<String>,
+    pub input_blake3: Option<String>,
+    pub snapshot_blake3: Option<String>,
     #[serde(skip)]
     pub spool_path: Option<String>,
     pub rows: Option<u64>,
@@ -180,19 +180,19 @@ impl Ledger {
         &self,
         id: i64,
         rows: u64,
-        input_sha256: &str,
-        snapshot_sha256: &str,
+        input_blake3: &str,
+        snapshot_blake3: &str,
         spool_path: &Path,
     ) -> Result<(), LedgerError> {
         self.conn
             .execute(
-                "UPDATE runs SET rows = ?2, input_sha256 = ?3, snapshot_sha256 = ?4, spool_path = ?5
+                "UPDATE runs SET rows = ?2, input_blake3 = ?3, snapshot_blake3 = ?4, spool_path = ?5
                  WHERE id = ?1",
                 params![
                     id,
                     rows as i64,
-                    input_sha256,
-                    snapshot_sha256,
+                    input_blake3,
+                    snapshot_blake3,
                     spool_path.display().to_string()
                 ],
             )
@@ -360,8 +360,8 @@ fn record(row: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
         store_id: row.get("store_id")?,
         feed: row.get("feed")?,
         input: row.get("input")?,
-        input_sha256: row.get("input_sha256")?,
-        snapshot_sha256: row.get("snapshot_sha256")?,
+        input_blake3: row.get("input_blake3")?,
+        snapshot_blake3: row.get("snapshot_blake3")?,
         spool_path: row.get("spool_path")?,
         rows: count("rows")?,
         chunks: count("chunks")?,
@@ -446,7 +446,7 @@ mod tests {
         );
         assert_eq!(r.ended_transactionid.as_deref(), Some("T1"));
         assert_eq!(r.duration_ms, Some(1500));
-        assert_eq!(r.snapshot_sha256.as_deref(), Some("snap-hash"));
+        assert_eq!(r.snapshot_blake3.as_deref(), Some("snap-hash"));
     }
 
     #[test]

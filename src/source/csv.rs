@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::io::{BufRead, Read};
 use std::rc::Rc;
 
-use ::csv::{ByteRecord, ReaderBuilder};
+use ::csv::{ErrorKind, ReaderBuilder, StringRecord};
 
 use super::{Encoding, Format, InputError, InputSpec, Location, SourceInfo, Visit, utf8_hint};
 use crate::customer::RawCustomer;
@@ -38,25 +38,27 @@ pub(super) fn read(
         .has_headers(false)
         .flexible(true)
         .from_reader(counting);
-    let mut record = ByteRecord::new();
-    let line_of = |record: &ByteRecord| {
+    // A StringRecord checks UTF-8 once per record, not once per field.
+    let mut record = StringRecord::new();
+    let line_of = |record: &StringRecord| {
         lines
             .borrow_mut()
             .line_of(record.position().map_or(0, |p| p.byte()))
     };
-    let read = |csv: &mut ::csv::Reader<_>, record: &mut ByteRecord| {
-        csv.read_byte_record(record).map_err(|e| {
+    let mut headers: Vec<String> = Vec::new();
+    let read = |csv: &mut ::csv::Reader<_>, record: &mut StringRecord, headers: &[String]| {
+        csv.read_record(record).map_err(|e| {
             let line = e.position().map(|p| lines.borrow_mut().line_of(p.byte()));
-            csv_error(name, &e, line)
+            csv_error(name, &e, line, headers, encoding)
         })
     };
-    if !read(&mut csv, &mut record)? {
+    if !read(&mut csv, &mut record, &headers)? {
         return Err(InputError::new(
             name,
             "the file is empty: a header row is required",
         ));
     }
-    let headers = header_names(&record, name, encoding)?;
+    headers = record.iter().map(str::to_owned).collect();
     let map = ColumnMap::from_headers(&headers, &spec.rules);
     if map.targets.iter().all(|t| *t == Target::Ignore) {
         return Err(InputError::new(
@@ -71,11 +73,11 @@ pub(super) fn read(
         .at_line(1));
     }
     let mut number = 0;
-    while read(&mut csv, &mut record)? {
+    while read(&mut csv, &mut record, &headers)? {
         number += 1;
         let line = line_of(&record);
         check_width(&record, &headers, line, name)?;
-        let raw = raw_customer(&record, &map.targets, &headers, line, name, encoding)?;
+        let raw = raw_customer(&record, &map.targets);
         visit(
             &raw,
             Location {
@@ -87,7 +89,7 @@ pub(super) fn read(
     Ok(SourceInfo {
         format: Format::Csv,
         encoding,
-        input_sha256: String::new(),
+        input_blake3: String::new(),
         unknown_columns: map.unknown,
         shadowed_columns: map.shadowed,
     })
@@ -107,29 +109,8 @@ fn sniff_delimiter(start: &[u8]) -> u8 {
         .unwrap_or(b',')
 }
 
-fn header_names(
-    record: &ByteRecord,
-    name: &str,
-    encoding: Encoding,
-) -> Result<Vec<String>, InputError> {
-    record
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            std::str::from_utf8(h).map(str::to_owned).map_err(|_| {
-                InputError::new(
-                    name,
-                    format!("the header is not valid UTF-8{}", utf8_hint(encoding)),
-                )
-                .at_line(1)
-                .in_column((i + 1).to_string())
-            })
-        })
-        .collect()
-}
-
 fn check_width(
-    record: &ByteRecord,
+    record: &StringRecord,
     headers: &[String],
     line: u64,
     name: &str,
@@ -155,31 +136,9 @@ fn check_width(
     .at_line(line))
 }
 
-fn raw_customer<'r>(
-    record: &'r ByteRecord,
-    targets: &[Target],
-    headers: &[String],
-    line: u64,
-    name: &str,
-    encoding: Encoding,
-) -> Result<RawCustomer<'r>, InputError> {
+fn raw_customer<'r>(record: &'r StringRecord, targets: &[Target]) -> RawCustomer<'r> {
     let mut raw = RawCustomer::default();
-    for (i, (bytes, target)) in record.iter().zip(targets).enumerate() {
-        if *target == Target::Ignore {
-            continue;
-        }
-        let value = std::str::from_utf8(bytes).map_err(|e| {
-            InputError::new(
-                name,
-                format!(
-                    "invalid UTF-8 byte 0x{:02X}{}",
-                    bytes[e.valid_up_to()],
-                    utf8_hint(encoding)
-                ),
-            )
-            .at_line(line)
-            .in_column(format!("{} ({})", i + 1, headers[i]))
-        })?;
+    for (value, target) in record.iter().zip(targets) {
         match *target {
             Target::Field(f) => raw.set(f, value),
             Target::BirthDate => raw.birth_date = Some(value),
@@ -187,11 +146,27 @@ fn raw_customer<'r>(
             Target::Ignore => {}
         }
     }
-    Ok(raw)
+    raw
 }
 
-fn csv_error(name: &str, e: &::csv::Error, line: Option<u64>) -> InputError {
-    let err = InputError::new(name, format!("malformed CSV: {e}"));
+/// A CSV error with its line; invalid UTF-8 also names the column (the header row is line 1).
+fn csv_error(
+    name: &str,
+    e: &::csv::Error,
+    line: Option<u64>,
+    headers: &[String],
+    encoding: Encoding,
+) -> InputError {
+    let err = match e.kind() {
+        ErrorKind::Utf8 { err, .. } => {
+            let column = match headers.get(err.field()) {
+                Some(header) => format!("{} ({header})", err.field() + 1),
+                None => (err.field() + 1).to_string(),
+            };
+            InputError::new(name, format!("invalid UTF-8{}", utf8_hint(encoding))).in_column(column)
+        }
+        _ => InputError::new(name, format!("malformed CSV: {e}")),
+    };
     match line {
         Some(line) => err.at_line(line),
         None => err,

@@ -76,7 +76,7 @@ impl Rows<'_, '_> {
         SourceInfo {
             format: Format::Json,
             encoding: Encoding::Utf8,
-            input_sha256: String::new(),
+            input_blake3: String::new(),
             unknown_columns: self.mapper.unknown(),
             shadowed_columns: Vec::new(),
         }

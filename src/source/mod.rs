@@ -13,7 +13,6 @@ use std::fmt;
 use std::io::{self, BufRead, Read};
 use std::rc::Rc;
 
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -101,8 +100,8 @@ impl fmt::Display for Location {
 pub struct SourceInfo {
     pub format: Format,
     pub encoding: Encoding,
-    /// SHA-256 of the input's bytes as read, in hex.
-    pub input_sha256: String,
+    /// BLAKE3 hash of the input's bytes as read, in hex.
+    pub input_blake3: String,
     /// Columns or keys that map to no field.
     pub unknown_columns: Vec<String>,
     /// Columns that lost to another column for the same field: (column, the column used).
@@ -164,7 +163,7 @@ pub type Visit<'v> = dyn FnMut(&RawCustomer<'_>, Location) -> Result<(), InputEr
 pub fn read_rows(spec: &InputSpec, visit: &mut Visit<'_>) -> Result<SourceInfo, InputError> {
     let name = spec.display_name();
     let io_err = |e: io::Error| InputError::new(&name, format!("cannot read: {e}"));
-    let hasher = Rc::new(RefCell::new(Sha256::new()));
+    let hasher = Rc::new(RefCell::new(blake3::Hasher::new()));
     let (raw, encoding): (Box<dyn BufRead>, Encoding) = match &spec.path {
         Some(path) => {
             let encoding = match spec.encoding {
@@ -192,18 +191,18 @@ pub fn read_rows(spec: &InputSpec, visit: &mut Visit<'_>) -> Result<SourceInfo, 
         }
     };
     let mut info = read_decoded(raw, encoding, spec, &name, visit)?;
-    info.input_sha256 = crate::spool::hex(&hasher.take().finalize());
+    info.input_blake3 = hasher.borrow().finalize().to_hex().to_string();
     Ok(info)
 }
 
 /// Hashes the bytes read through it.
 struct Hashing<R> {
     inner: R,
-    hasher: Rc<RefCell<Sha256>>,
+    hasher: Rc<RefCell<blake3::Hasher>>,
 }
 
 impl<R> Hashing<R> {
-    fn new(inner: R, hasher: &Rc<RefCell<Sha256>>) -> Self {
+    fn new(inner: R, hasher: &Rc<RefCell<blake3::Hasher>>) -> Self {
         Self {
             inner,
             hasher: hasher.clone(),

@@ -109,7 +109,7 @@ fn why_not_resumable(
             humantime::format_duration(limit)
         ));
     }
-    if run.snapshot_sha256.as_deref() != Some(spool.sha256()) {
+    if run.snapshot_blake3.as_deref() != Some(spool.blake3()) {
         return Some("the export changed since (its snapshot differs)".into());
     }
     None

@@ -137,8 +137,8 @@ async fn upload(
     entry.ledger.snapshot(
         entry.id,
         spool.rows(),
-        &ingested.source.input_sha256,
-        spool.sha256(),
+        &ingested.source.input_blake3,
+        spool.blake3(),
         spool.path(),
     )?;
     let store_id = &job.store.store_id;

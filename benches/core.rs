@@ -1,0 +1,93 @@
+//! The core on one thread: read an export, normalize every row and serialize it as the vendor's JSON,
+//! exactly as `upload` does before any network call (the spool is replaced by a reused buffer).
+//!
+//! `cargo bench --bench core`; the throughput is reported in rows per second.
+
+use std::io::Write;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rrfeed::customer::{Customer, Normalizer};
+use rrfeed::ingest::{IngestOptions, RowSink, ingest};
+use rrfeed::source::{Format, InputSpec, Location};
+use rrfeed::warnings::Issue;
+
+/// Serializes each row into a buffer it reuses, as the spool writer does before writing.
+struct Serialize {
+    buf: Vec<u8>,
+    bytes: usize,
+}
+
+impl RowSink for Serialize {
+    fn accept(&mut self, customer: &Customer, _: Location, _: &[Issue]) -> std::io::Result<()> {
+        self.buf.clear();
+        customer.write_json(&mut self.buf);
+        self.bytes += self.buf.len();
+        Ok(())
+    }
+}
+
+/// The messy example export, its 300 rows repeated `times` times (ids repeat too: extra warnings).
+fn export(times: usize, format: Format) -> (tempfile::NamedTempFile, u64) {
+    let source = std::fs::read_to_string(match format {
+        Format::Ndjson => unreachable!("CSV and JSON only"),
+        Format::Json => "examples/customers.json",
+        Format::Csv => "examples/customers.csv",
+    })
+    .unwrap();
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    let mut rows = 0;
+    if format == Format::Csv {
+        let (header, body) = source.split_once("\r\n").unwrap();
+        write!(file, "{header}\r\n").unwrap();
+        for _ in 0..times {
+            file.write_all(body.as_bytes()).unwrap();
+            rows += 300;
+        }
+    } else {
+        let doc: serde_json::Value = serde_json::from_str(&source).unwrap();
+        let rows_of: Vec<&serde_json::Value> = doc["rows"].as_array().unwrap().iter().collect();
+        let all: Vec<&serde_json::Value> =
+            (0..times).flat_map(|_| rows_of.iter().copied()).collect();
+        rows = all.len() as u64;
+        serde_json::to_writer(&mut file, &all).unwrap();
+    }
+    (file, rows)
+}
+
+fn bench_format(c: &mut Criterion, format: Format, times: usize) {
+    let (file, rows) = export(times, format);
+    let spec = InputSpec {
+        path: Some(file.path().to_owned()),
+        format,
+        encoding: None,
+        delimiter: None,
+        rules: Default::default(),
+    };
+    let options = IngestOptions {
+        strict: false,
+        normalizer: Normalizer::new(jiff::civil::date(2026, 11, 22)),
+    };
+    let mut group = c.benchmark_group("read_normalize_serialize");
+    group.throughput(Throughput::Elements(rows));
+    group.sample_size(10);
+    group.bench_function(format!("{format:?}").to_lowercase(), |b| {
+        b.iter(|| {
+            let mut sink = Serialize {
+                buf: Vec::with_capacity(1024),
+                bytes: 0,
+            };
+            let ingested = ingest(&spec, options.clone(), &mut sink).unwrap();
+            assert_eq!(ingested.rows, rows);
+            sink.bytes
+        });
+    });
+    group.finish();
+}
+
+fn core(c: &mut Criterion) {
+    bench_format(c, Format::Csv, 200);
+    bench_format(c, Format::Json, 500);
+}
+
+criterion_group!(benches, core);
+criterion_main!(benches);
