@@ -764,26 +764,89 @@ impl<'de> Visitor<'de> for RecordVisitor {
         f.write_str("a customer object with the 25 documented keys")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CustomerRecord, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<CustomerRecord, A::Error> {
         let mut record = CustomerRecord::default();
-        let mut seen = [false; FIELD_COUNT];
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let Some(field) = Field::from_name(&key) else {
-                return Err(de::Error::custom(format!("unknown key {key:?}")));
-            };
-            if std::mem::replace(&mut seen[field as usize], true) {
-                return Err(de::Error::custom(format!("key {key:?} appears twice")));
-            }
+        visit_fields(map, |field, map| {
             record.0[field as usize] = map.next_value::<Option<String>>()?;
-        }
-        if let Some(missing) = seen.iter().position(|s| !s) {
-            return Err(de::Error::custom(format!(
-                "key {:?} is missing",
-                FIELD_NAMES[missing]
-            )));
-        }
+            Ok(())
+        })?;
         Ok(record)
     }
+}
+
+/// Checks that a customer row has exactly the 25 keys, each a string or null, without keeping the
+/// values (a server storing the row as it came needs no more).
+pub struct CustomerRowCheck;
+
+impl<'de> Deserialize<'de> for CustomerRowCheck {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(CheckVisitor)
+    }
+}
+
+struct CheckVisitor;
+
+impl<'de> Visitor<'de> for CheckVisitor {
+    type Value = CustomerRowCheck;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a customer object with the 25 documented keys")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<CustomerRowCheck, A::Error> {
+        visit_fields(map, |_, map| map.next_value::<StringOrNull>().map(|_| ()))?;
+        Ok(CustomerRowCheck)
+    }
+}
+
+/// A value that must be a string or null; not kept.
+struct StringOrNull;
+
+impl<'de> Deserialize<'de> for StringOrNull {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = StringOrNull;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or null")
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<StringOrNull, E> {
+                Ok(StringOrNull)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<StringOrNull, E> {
+                Ok(StringOrNull)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<StringOrNull, E> {
+                Ok(StringOrNull)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Walks a customer object's keys: each must be one of the 25, once; all 25 must be there. `value`
+/// reads the value of each key.
+fn visit_fields<'de, A: MapAccess<'de>>(
+    mut map: A,
+    mut value: impl FnMut(Field, &mut A) -> Result<(), A::Error>,
+) -> Result<(), A::Error> {
+    let mut seen = [false; FIELD_COUNT];
+    while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        let Some(field) = Field::from_name(&key) else {
+            return Err(de::Error::custom(format!("unknown key {key:?}")));
+        };
+        if std::mem::replace(&mut seen[field as usize], true) {
+            return Err(de::Error::custom(format!("key {key:?} appears twice")));
+        }
+        value(field, &mut map)?;
+    }
+    if let Some(missing) = seen.iter().position(|s| !s) {
+        return Err(de::Error::custom(format!(
+            "key {:?} is missing",
+            FIELD_NAMES[missing]
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -866,9 +929,20 @@ mod tests {
         let err = serde_json::from_value::<CustomerRecord>(obj.clone().into()).unwrap_err();
         assert!(err.to_string().contains("CustomerEmail"), "{err}");
         obj.insert("CustomerEmail".into(), serde_json::Value::Null);
+        let text = serde_json::to_string(&obj).unwrap();
+        assert!(serde_json::from_str::<CustomerRowCheck>(&text).is_ok());
         obj.insert("Nickname".into(), "x".into());
-        let err = serde_json::from_value::<CustomerRecord>(obj.into()).unwrap_err();
+        let err = serde_json::from_value::<CustomerRecord>(obj.clone().into()).unwrap_err();
         assert!(err.to_string().contains("Nickname"), "{err}");
+        let text = serde_json::to_string(&obj).unwrap();
+        let err = serde_json::from_str::<CustomerRowCheck>(&text)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("Nickname"), "{err}");
+        obj.remove("Nickname");
+        obj.insert("CustomerEmail".into(), 7.into());
+        let text = serde_json::to_string(&obj).unwrap();
+        assert!(serde_json::from_str::<CustomerRowCheck>(&text).is_err());
     }
 
     proptest::proptest! {

@@ -149,6 +149,11 @@ impl Mock {
         self.state().store(store_id).cloned()
     }
 
+    /// How many customers a store holds now (without copying them).
+    pub fn customer_count(&self, store_id: &str) -> usize {
+        self.state().store(store_id).map_or(0, StoreData::len)
+    }
+
     /// Transactions begun and neither ended nor purged.
     pub fn open_transactions(&self) -> usize {
         self.state().open_transactions()
@@ -415,7 +420,7 @@ async fn inspect_stores(State(mock): State<Mock>) -> Response {
             StoreView {
                 store_id: s.store_id.clone(),
                 name: s.name.clone(),
-                customers: data.map_or(0, |d| d.customers.len()),
+                customers: data.map_or(0, |d| d.len()),
                 imports: data.map_or(0, |d| d.imports),
                 last_import: data.and_then(|d| d.last_import.clone()),
             }
@@ -426,7 +431,7 @@ async fn inspect_stores(State(mock): State<Mock>) -> Response {
 
 async fn inspect_customers(State(mock): State<Mock>, Path(id): Path<String>) -> Response {
     match mock.store(&id) {
-        Some(data) => axum::Json(data.customers).into_response(),
+        Some(data) => axum::Json(data.customers()).into_response(),
         None => (StatusCode::NOT_FOUND, format!("no store {id}")).into_response(),
     }
 }

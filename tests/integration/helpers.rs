@@ -83,7 +83,7 @@ impl MockServer {
     /// (customers held, imports) of the demo store.
     pub fn store(&self) -> (usize, u64) {
         let data = self.mock.store(STORE_ID).unwrap();
-        (data.customers.len(), data.imports)
+        (data.len(), data.imports)
     }
 
     pub fn upload_rows(&self) -> Vec<usize> {

@@ -6,7 +6,7 @@ use rrfeed::protocol::Field;
 use crate::helpers::*;
 
 fn held(server: &MockServer) -> Vec<rrfeed::protocol::CustomerRecord> {
-    server.mock.store(STORE_ID).unwrap().customers
+    server.mock.store(STORE_ID).unwrap().customers()
 }
 
 #[test]

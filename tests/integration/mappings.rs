@@ -20,7 +20,7 @@ fn upload_with(config: &str, store: &str) -> Vec<CustomerRecord> {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    server.mock.store(STORE_ID).unwrap().customers
+    server.mock.store(STORE_ID).unwrap().customers()
 }
 
 fn get(row: &CustomerRecord, field: Field) -> &str {

@@ -81,8 +81,8 @@ fn a_night_of_three_stores_goes_on_past_a_failing_one() {
             ("east", "refused")
         ]
     );
-    assert_eq!(server.mock.store("1001").unwrap().customers.len(), 1500);
-    assert_eq!(server.mock.store("1002").unwrap().customers.len(), 20);
+    assert_eq!(server.mock.store("1001").unwrap().len(), 1500);
+    assert_eq!(server.mock.store("1002").unwrap().len(), 20);
     assert_eq!(server.mock.store("1003").unwrap().imports, 0);
 
     let history = night
@@ -512,9 +512,9 @@ fn the_readme_night_config_uploads_three_stores() {
     let table = String::from_utf8(output.stdout).unwrap();
     assert_eq!(output.status.code(), Some(0), "{table}");
     assert!(table.contains("3 store(s), 0 failed"), "{table}");
-    assert_eq!(server.mock.store("1001").unwrap().customers.len(), 300);
-    assert_eq!(server.mock.store("1002").unwrap().customers.len(), 60);
-    assert_eq!(server.mock.store("1003").unwrap().customers.len(), 4);
+    assert_eq!(server.mock.store("1001").unwrap().len(), 300);
+    assert_eq!(server.mock.store("1002").unwrap().len(), 60);
+    assert_eq!(server.mock.store("1003").unwrap().len(), 4);
 }
 
 #[test]

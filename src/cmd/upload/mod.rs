@@ -71,9 +71,7 @@ pub async fn run(args: &UploadArgs, global: &GlobalArgs, ctx: &Context) -> Exit 
     let stop = signal::listen();
     let summaries = run_jobs(&shared, jobs, usize::from(args.jobs), ctx, stop).await;
     if let Some(mock) = &shared.mock {
-        let held = mock
-            .store(&summaries[0].store_id)
-            .map_or(0, |s| s.customers.len());
+        let held = mock.customer_count(&summaries[0].store_id);
         info!(
             customers = held,
             "the embedded mock now holds the store's list"
