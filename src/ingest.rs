@@ -2,14 +2,13 @@
 //! handed to a sink (the spool for uploads, a tally for `validate`), with warnings counted by kind.
 //! Synchronous; nothing here talks to the network.
 
-use std::collections::HashSet;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::io;
 
 use tracing::warn;
 
 use crate::customer::{Customer, Normalizer};
 use crate::protocol::Field;
+use crate::repeats::IdLog;
 use crate::source::{self, InputError, InputSpec, Location, SourceInfo};
 use crate::warnings::{Issue, WarningCode, Warnings, shorten};
 
@@ -17,6 +16,12 @@ use crate::warnings::{Issue, WarningCode, Warnings, shorten};
 pub trait RowSink {
     /// Takes one normalized row with the issues found in it. An IO error stops the reading.
     fn accept(&mut self, customer: &Customer, at: Location, issues: &[Issue]) -> io::Result<()>;
+
+    /// Hears, once the whole export is read, of a record whose `PartnerCustomerID` repeats the one
+    /// of the record at `first_line`.
+    fn repeated_id(&mut self, _line: u64, _first_line: u64) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// How to validate.
@@ -45,7 +50,9 @@ pub fn ingest(
 ) -> Result<Ingested, InputError> {
     let name = spec.display_name();
     let mut warnings = Warnings::default();
-    let mut ids = DuplicateIds::default();
+    let mut ids = IdLog::default();
+    let io_error =
+        |e: io::Error| InputError::new(&name, format!("cannot check for repeated ids: {e}"));
     let mut customer = Customer::default();
     let mut issues = Vec::new();
     let mut rows = 0u64;
@@ -55,12 +62,8 @@ pub fn ingest(
             .normalizer
             .parse_into(raw, &mut customer, &mut issues);
         let id = customer.get(Field::PartnerCustomerId);
-        if !id.is_empty() && ids.seen_before(id) {
-            issues.push(Issue {
-                field: Field::PartnerCustomerId,
-                code: WarningCode::DuplicateCustomerId,
-                value: id.to_owned(),
-            });
+        if !id.is_empty() {
+            ids.push(id, at.line).map_err(io_error)?;
         }
         if options.strict
             && let Some(issue) = issues.first()
@@ -73,6 +76,20 @@ pub fn ingest(
         rows += 1;
         sink.accept(&customer, at, &issues)
             .map_err(|e| InputError::new(&name, format!("cannot write the snapshot: {e}")))
+    })?;
+    ids.repeats(io_error, |line, first_line| {
+        if options.strict {
+            return Err(InputError::new(
+                &name,
+                format!("PartnerCustomerID repeats that of line {first_line} (--strict refuses repeated ids)"),
+            )
+            .at_line(line)
+            .in_column(Field::PartnerCustomerId.name()));
+        }
+        warnings.add(WarningCode::DuplicateCustomerId, || {
+            format!("line {line}: PartnerCustomerID repeats that of line {first_line}")
+        });
+        sink.repeated_id(line, first_line).map_err(io_error)
     })?;
     note_columns(&source, &mut warnings);
     Ok(Ingested {
@@ -101,35 +118,6 @@ fn note_columns(source: &SourceInfo, warnings: &mut Warnings) {
     }
     for (column, used) in &source.shadowed_columns {
         warn!(column = %column, used = %used, "ignoring a second column for the same field");
-    }
-}
-
-/// Remembers customer ids by a 64-bit hash, so memory is 8 bytes a row whatever the ids' length.
-#[derive(Default)]
-struct DuplicateIds {
-    seen: HashSet<u64, BuildHasherDefault<NoHash>>,
-}
-
-impl DuplicateIds {
-    fn seen_before(&mut self, id: &str) -> bool {
-        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(id);
-        !self.seen.insert(hash)
-    }
-}
-
-/// The ids are hashed already; hashing the hash again would only cost time.
-#[derive(Default)]
-struct NoHash(u64);
-
-impl std::hash::Hasher for NoHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("only u64 keys are hashed")
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
     }
 }
 
@@ -176,6 +164,15 @@ mod tests {
         assert_eq!(got.warnings.count(WarningCode::InvalidGender), 1);
         assert_eq!(got.warnings.count(WarningCode::DuplicateCustomerId), 1);
         assert_eq!(got.warnings.count(WarningCode::UnknownColumns), 1);
+        let repeat = got
+            .warnings
+            .summaries()
+            .into_iter()
+            .find(|w| w.code == WarningCode::DuplicateCustomerId);
+        assert_eq!(
+            repeat.unwrap().example,
+            "line 4: PartnerCustomerID repeats that of line 2"
+        );
         let example = &got.warnings.summaries()[0].example;
         assert!(
             example.starts_with("line 3: CustomerGender \"Unknown\""),

@@ -20,6 +20,7 @@ pub mod mapping;
 pub mod mock;
 pub mod plan;
 pub mod protocol;
+pub mod repeats;
 pub mod signal;
 pub mod source;
 pub mod spool;

@@ -12,6 +12,7 @@ use crate::customer::{Customer, Normalizer};
 use crate::error::Exit;
 use crate::ingest::{self, IngestOptions, RowSink};
 use crate::mapping::MappingRules;
+use crate::protocol::Field;
 use crate::source::InputSpec;
 use crate::source::{InputError, Location};
 use crate::summary::{RunState, ValidateSummary};
@@ -38,6 +39,20 @@ impl RowSink for Rejects {
                 issue.field.name(),
                 issue.value.as_str(),
                 issue.reason().as_str(),
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn repeated_id(&mut self, line: u64, first_line: u64) -> io::Result<()> {
+        self.values += 1;
+        if let Some(out) = &mut self.out {
+            out.write_record([
+                line.to_string().as_str(),
+                "",
+                Field::PartnerCustomerId.name(),
+                "",
+                format!("repeats the PartnerCustomerID of line {first_line}").as_str(),
             ])?;
         }
         Ok(())
