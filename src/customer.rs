@@ -48,7 +48,16 @@ impl<'a> RawCustomer<'a> {
     }
 
     fn given(&self, field: Field) -> Option<&'a str> {
-        self.fields[field as usize].filter(|v| !v.trim().is_empty())
+        self.fields[field as usize].filter(|v| !is_blank(v))
+    }
+}
+
+/// Whether a value is empty or only whitespace; decides from the first byte in the common case.
+fn is_blank(value: &str) -> bool {
+    match value.as_bytes().first() {
+        None => true,
+        Some(b) if b.is_ascii_graphic() => false,
+        _ => value.trim().is_empty(),
     }
 }
 
@@ -223,7 +232,9 @@ impl NumText {
 fn clean_text(value: &str, out: &mut String) {
     out.clear();
     let value = value.trim();
-    if !value.contains(|c: char| c.is_control()) {
+    // Control characters are C0, DEL and C1 (which UTF-8 writes after a 0xC2 byte): a byte scan
+    // finds that there are none without decoding characters.
+    if !value.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
         out.push_str(value);
         return;
     }

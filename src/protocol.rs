@@ -692,15 +692,42 @@ impl<S: AsRef<str>> Serialize for CustomerJson<'_, S> {
 /// Appends 25 values as a customer object, every key present, in the vendor's order: the same JSON as
 /// [`CustomerJson`], written directly (this runs once per row, so it skips serde's generic path).
 pub fn write_customer_json<S: AsRef<str>>(values: &[S; FIELD_COUNT], out: &mut Vec<u8>) {
-    for (i, (name, value)) in FIELD_NAMES.iter().zip(values).enumerate() {
-        out.extend_from_slice(if i == 0 { b"{\"" } else { b",\"" });
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":\"");
+    for (key, value) in KEY_PREFIXES.iter().zip(values) {
+        out.extend_from_slice(key.as_bytes());
         write_json_string_contents(value.as_ref(), out);
-        out.push(b'"');
     }
-    out.push(b'}');
+    out.extend_from_slice(b"\"}");
 }
+
+/// What precedes each value in [`write_customer_json`]: `{"PartnerCustomerID":"`, then
+/// `","CustomerRewardNumber":"` and so on, so that each field costs one copy of its key.
+const KEY_PREFIXES: [&str; FIELD_COUNT] = [
+    "{\"PartnerCustomerID\":\"",
+    "\",\"CustomerRewardNumber\":\"",
+    "\",\"CustomerFirstName\":\"",
+    "\",\"CustomerLastName\":\"",
+    "\",\"CustomerAddress\":\"",
+    "\",\"CustomerCity\":\"",
+    "\",\"CustomerStateProvince\":\"",
+    "\",\"CustomerZipOrPostalCode\":\"",
+    "\",\"CustomerCountry\":\"",
+    "\",\"CustomerBirthMonth\":\"",
+    "\",\"CustomerBirthDay\":\"",
+    "\",\"CustomerBirthYear\":\"",
+    "\",\"CustomerPrimaryPhoneType\":\"",
+    "\",\"CustomerMobilePhone\":\"",
+    "\",\"CustomerHomePhone\":\"",
+    "\",\"CustomerWorkPhone\":\"",
+    "\",\"CustomerClass\":\"",
+    "\",\"CustomerClubName\":\"",
+    "\",\"CustomerGender\":\"",
+    "\",\"CustomerEmail\":\"",
+    "\",\"CustomerNationalHOGNumber\":\"",
+    "\",\"CustomerNationalHOGExpireMonth\":\"",
+    "\",\"CustomerNationalHOGExpireDate\":\"",
+    "\",\"CustomerNationalHOGExpireYear\":\"",
+    "\",\"CustomerIsLocalHOGChapterMember\":\"",
+];
 
 /// Appends `text` escaped for the inside of a JSON string.
 fn write_json_string_contents(text: &str, out: &mut Vec<u8>) {
@@ -831,13 +858,20 @@ fn visit_fields<'de, A: MapAccess<'de>>(
     mut value: impl FnMut(Field, &mut A) -> Result<(), A::Error>,
 ) -> Result<(), A::Error> {
     let mut seen = [false; FIELD_COUNT];
+    let mut next = 0;
     while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-        let Some(field) = Field::from_name(&key) else {
+        // Keys nearly always come in the documented order: try the expected one before searching.
+        let field = match FIELD_NAMES.get(next) {
+            Some(name) if *name == key => Some(Field::ALL[next]),
+            _ => Field::from_name(&key),
+        };
+        let Some(field) = field else {
             return Err(de::Error::custom(format!("unknown key {key:?}")));
         };
         if std::mem::replace(&mut seen[field as usize], true) {
             return Err(de::Error::custom(format!("key {key:?} appears twice")));
         }
+        next = field as usize + 1;
         value(field, &mut map)?;
     }
     if let Some(missing) = seen.iter().position(|s| !s) {
@@ -954,6 +988,14 @@ mod tests {
             let a: serde_json::Value = serde_json::from_slice(&direct).unwrap();
             let b: serde_json::Value = serde_json::from_slice(&via_serde).unwrap();
             proptest::prop_assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn the_key_prefixes_spell_the_field_names() {
+        for (i, prefix) in KEY_PREFIXES.iter().enumerate() {
+            let opening = if i == 0 { "{\"" } else { "\",\"" };
+            assert_eq!(*prefix, format!("{opening}{}\":\"", FIELD_NAMES[i]));
         }
     }
 

@@ -22,7 +22,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-use crate::protocol::{self, Endpoint, Envelope, header as h};
+use crate::protocol::{self, Endpoint, Envelope, UploadResults, header as h};
 use faults::{Actions, BadBody, FaultPlan};
 use state::{Accounts, Creds, MockState, MockStore, Refusal, StoreData};
 
@@ -245,10 +245,20 @@ impl Mock {
         outcome: String,
         processed: bool,
     ) {
+        // A processed post's answer says how many rows it held; only other posts are parsed again.
         let rows = (endpoint == Endpoint::UploadCustomers)
-            .then(|| serde_json::from_slice::<protocol::UploadRequest>(body).ok())
-            .flatten()
-            .map(|r| r.rows.len());
+            .then(|| {
+                let answered = processed
+                    .then(|| serde_json::from_slice::<Envelope<UploadResults>>(&handled.body).ok())
+                    .flatten()
+                    .map(|a| a.results.uploadedtotal.0 as usize);
+                answered.or_else(|| {
+                    serde_json::from_slice::<protocol::UploadRequest>(body)
+                        .ok()
+                        .map(|r| r.rows.len())
+                })
+            })
+            .flatten();
         let mut log = self.log();
         let seq = log.calls.len() as u64 + 1;
         log.calls.push(CallRecord {

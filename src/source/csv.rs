@@ -217,10 +217,8 @@ impl Read for Counting {
         let n = self.inner.read(buf)?;
         let mut index = self.lines.borrow_mut();
         let start = index.read;
-        for (i, b) in buf[..n].iter().enumerate() {
-            if matches!(b, b'\n' | b'\r') {
-                index.ahead.push_back((start + i as u64, *b == b'\n'));
-            }
+        for i in memchr::memchr2_iter(b'\n', b'\r', &buf[..n]) {
+            index.ahead.push_back((start + i as u64, buf[i] == b'\n'));
         }
         index.read += n as u64;
         Ok(n)
