@@ -41,9 +41,10 @@ pub(super) fn previous_runs(
     ledger.last_run(store_id, this_run)
 }
 
-/// The transaction a run left open: begun, not ended, not abandoned.
+/// The transaction a run left open: begun, not ended, not abandoned, and not an end whose outcome is
+/// unknown (that one may have been imported).
 fn open_transaction(run: &RunRecord) -> Option<&str> {
-    let open = run.ended_transactionid.is_none() && run.state != "succeeded";
+    let open = run.ended_transactionid.is_none() && run.state == "interrupted";
     run.transactionid.as_deref().filter(|_| open)
 }
 
@@ -85,8 +86,7 @@ fn why_not_resumable(
     guards: &Guards,
     now: jiff::Timestamp,
 ) -> Option<String> {
-    let resumable_failure = run.state == "failed" && run.exit_code == Some(69);
-    if run.state != "interrupted" && !resumable_failure {
+    if run.state != "interrupted" {
         return Some(format!(
             "it ended {} (exit {}), which a transaction cannot be trusted after",
             run.state,

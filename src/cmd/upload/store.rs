@@ -172,16 +172,12 @@ async fn upload(
     result
 }
 
-/// Whether a later `--resume` could continue this run's transaction.
+/// Whether a later `--resume` could continue this run's transaction: only a stop by signal leaves one
+/// open (every other failure abandons it, and a killed process keeps its snapshot by not getting here).
 fn may_resume(result: &Result<(), RunError>, progress: &Progress) -> bool {
     progress.transactionid.is_some()
         && !progress.ended
-        && matches!(
-            result,
-            Err(RunError::Driver(DriverError::Interrupted(_)))
-                | Err(RunError::Driver(DriverError::Call { .. }))
-        )
-        && result.as_ref().err().map(RunError::exit) != Some(Exit::Auth)
+        && matches!(result, Err(RunError::Driver(DriverError::Interrupted(_))))
 }
 
 #[allow(clippy::too_many_arguments)]
