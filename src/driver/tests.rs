@@ -492,6 +492,24 @@ async fn interrupted_after(mock: &Mock, spool: &Spool, after: u64) -> Progress {
     progress
 }
 
+/// Continues a transaction from `point` with no stop and no faults added; returns what the run did.
+async fn resume(mock: &Mock, spool: &Spool, point: ResumePoint) -> Progress {
+    let mut progress = Progress::default();
+    drive(
+        mock,
+        "demo-store-key",
+        spool,
+        false,
+        Stop::never(),
+        Some(point),
+        &mut progress,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    progress
+}
+
 fn point(progress: &Progress) -> ResumePoint {
     ResumePoint {
         transactionid: progress.transactionid.clone().unwrap(),
@@ -520,19 +538,7 @@ async fn a_resumed_transaction_continues_from_its_confirmed_rows() {
     let spool = spool_of(2500, dir.path());
     let first = interrupted_after(&mock, &spool, 1000).await;
     let calls_before = mock.calls().len();
-    let mut progress = Progress::default();
-    drive(
-        &mock,
-        "demo-store-key",
-        &spool,
-        false,
-        Stop::never(),
-        Some(point(&first)),
-        &mut progress,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let progress = resume(&mock, &spool, point(&first)).await;
     let later: Vec<_> = mock.calls()[calls_before..]
         .iter()
         .map(|c| (c.endpoint.clone(), c.rows))
@@ -563,19 +569,7 @@ async fn a_resume_point_behind_the_server_is_caught_as_a_duplicate() {
         confirmed: 1000,
         ..point(&first)
     };
-    let mut progress = Progress::default();
-    drive(
-        &mock,
-        "demo-store-key",
-        &spool,
-        false,
-        Stop::never(),
-        Some(stale),
-        &mut progress,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let progress = resume(&mock, &spool, stale).await;
     assert_eq!(progress.restarts, 1);
     assert_eq!(progress.abandoned, [first.transactionid.clone().unwrap()]);
     let store = mock.store("1001").unwrap();
@@ -592,19 +586,7 @@ async fn a_purged_transaction_cannot_be_resumed_and_a_fresh_one_is_begun() {
     let spool = spool_of(2500, dir.path());
     let first = interrupted_after(&mock, &spool, 1000).await;
     tokio::time::sleep(Duration::from_secs(120)).await;
-    let mut progress = Progress::default();
-    drive(
-        &mock,
-        "demo-store-key",
-        &spool,
-        false,
-        Stop::never(),
-        Some(point(&first)),
-        &mut progress,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let progress = resume(&mock, &spool, point(&first)).await;
     assert_eq!(progress.abandoned, [first.transactionid.clone().unwrap()]);
     assert_ne!(progress.transactionid, first.transactionid);
     let store = mock.store("1001").unwrap();
