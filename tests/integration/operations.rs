@@ -168,13 +168,7 @@ fn sigterm_stops_between_chunks_and_resume_finishes_the_same_transaction() {
     let server = MockServer::start("upload#2:delay=1500ms");
     let state = tempfile::tempdir().unwrap();
     let file = csv_rows(3000);
-    let child = spawn_upload(&server, state.path(), file.path(), &[]);
-    wait_for_requests(&server, "/uploadcustomerprofile", 2);
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = upload_interrupted(&server, state.path(), file.path(), "-TERM");
     assert_eq!(output.status.code(), Some(143));
     let stopped = json_of(&output);
     assert_eq!(stopped["state"], "interrupted");
@@ -254,13 +248,12 @@ fn resume_refuses_a_changed_export_and_starts_fresh() {
     let server = MockServer::start("upload#2:delay=1500ms");
     let state = tempfile::tempdir().unwrap();
     let file = csv_rows(3000);
-    let child = spawn_upload(&server, state.path(), file.path(), &[]);
-    wait_for_requests(&server, "/uploadcustomerprofile", 2);
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let stopped = json_of(&child.wait_with_output().unwrap());
+    let stopped = json_of(&upload_interrupted(
+        &server,
+        state.path(),
+        file.path(),
+        "-INT",
+    ));
     assert_eq!(stopped["exit_code"], 130);
     let changed = csv_rows(2999);
     let output = rrfeed(&server, state.path())
@@ -445,6 +438,23 @@ fn spawn_upload(server: &MockServer, state: &Path, file: &Path, extra: &[&str]) 
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// Starts `upload --json FILE`, sends `signal` (`-TERM`, `-INT`) once the mock has received the second
+/// post, and returns what the process printed.
+fn upload_interrupted(
+    server: &MockServer,
+    state: &Path,
+    file: &Path,
+    signal: &str,
+) -> std::process::Output {
+    let child = spawn_upload(server, state, file, &[]);
+    wait_for_requests(server, "/uploadcustomerprofile", 2);
+    Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// Waits until the mock has received `n` requests to `path` (it may still be handling the last).
