@@ -33,6 +33,17 @@ impl RunState {
         }
     }
 
+    /// The state as JSON and the ledger write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::Refused => "refused",
+            RunState::Interrupted => "interrupted",
+            RunState::Unknown => "unknown",
+        }
+    }
+
     fn word(self) -> &'static str {
         match self {
             RunState::Succeeded => "succeeded",
@@ -286,4 +297,22 @@ fn serde_plain(value: &impl Serialize) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_read_the_same_in_json_and_the_ledger() {
+        for state in [
+            RunState::Succeeded,
+            RunState::Failed,
+            RunState::Refused,
+            RunState::Interrupted,
+            RunState::Unknown,
+        ] {
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+    }
 }

@@ -101,7 +101,7 @@ async fn execute(
     entry.ledger.finish(
         id,
         &Finish {
-            state: state_word(RunState::from_exit(exit)),
+            state: RunState::from_exit(exit).as_str(),
             exit_code: exit.code(),
             error: error.as_deref(),
             finished_at: &(ctx.now)().to_string(),
@@ -109,16 +109,6 @@ async fn execute(
         },
     )?;
     result
-}
-
-fn state_word(state: RunState) -> &'static str {
-    match state {
-        RunState::Succeeded => "succeeded",
-        RunState::Failed => "failed",
-        RunState::Refused => "refused",
-        RunState::Interrupted => "interrupted",
-        RunState::Unknown => "unknown",
-    }
 }
 
 /// Everything after the ledger entry exists: snapshot, guards, resume, transaction.
