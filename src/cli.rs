@@ -189,7 +189,8 @@ pub struct UploadArgs {
     /// Print the result as one JSON object on stdout (an array with --all-stores)
     #[arg(long)]
     pub json: bool,
-    /// Upload to an in-process mock server on a free local port, with its demo store
+    /// Upload to an in-process mock server on a free local port, with its demo store (its ledger and
+    /// snapshot go to a temporary directory)
     #[arg(long, conflicts_with_all = ["store", "all_stores"])]
     pub mock: bool,
     /// How long to wait for each answer [default: 60s, or retry.timeout in the config]

@@ -164,12 +164,13 @@ fn plain_http_is_refused_for_remote_hosts() {
 }
 
 #[test]
-fn the_examples_upload_to_the_embedded_mock() {
+fn the_examples_upload_to_the_embedded_mock_leaving_no_state() {
+    let state = tempfile::tempdir().unwrap();
     for example in ["examples/customers.csv", "examples/customers.json"] {
         let output = assert_cmd::Command::cargo_bin("rrfeed")
             .unwrap()
             .env_clear()
-            .env("RRFEED_STATE_DIR", tempfile::tempdir().unwrap().path())
+            .env("RRFEED_STATE_DIR", state.path())
             .args(["upload", example, "--mock", "--json"])
             .output()
             .unwrap();
@@ -178,4 +179,9 @@ fn the_examples_upload_to_the_embedded_mock() {
         assert_eq!(json["state"], "succeeded");
         assert!(json["rows"].as_u64().unwrap() >= 60);
     }
+    let left: Vec<_> = std::fs::read_dir(state.path()).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "a --mock run wrote to the real state dir: {left:?}"
+    );
 }

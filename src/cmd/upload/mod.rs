@@ -50,6 +50,9 @@ struct Shared {
     flags: Flags,
     /// The embedded mock of `--mock`, kept running for the upload.
     mock: Option<Mock>,
+    /// With `--mock`, a state directory of its own, removed at the end: a first try against the demo
+    /// store must not leave runs in the real ledger (where its shrink guard would see them).
+    _mock_state: Option<tempfile::TempDir>,
 }
 
 /// One store's run to make.
@@ -70,7 +73,7 @@ pub async fn run(args: &UploadArgs, global: &GlobalArgs, ctx: &Context) -> Exit 
     };
     let stop = signal::listen();
     let summaries = run_jobs(&shared, jobs, usize::from(args.jobs), ctx, stop).await;
-    if let Some(mock) = &shared.mock {
+    if let Some(mock) = shared.mock.as_ref().filter(|_| summaries[0].exit_code == 0) {
         let held = mock.customer_count(&summaries[0].store_id);
         info!(
             customers = held,
@@ -145,9 +148,18 @@ async fn plan(
         retry,
         flags,
         mock: None,
+        _mock_state: None,
     };
     let stores = if args.mock {
         let (api, store, mock) = embedded_mock(shared.retry.timeout).await?;
+        let state = tempfile::Builder::new()
+            .prefix("rrfeed-mock-")
+            .tempdir()
+            .map_err(|e| {
+                RunError::Internal(format!("cannot make a state directory for the mock: {e}"))
+            })?;
+        shared.state_dir = state.path().to_owned();
+        shared._mock_state = Some(state);
         shared.api = Some(api);
         shared.mock = Some(mock);
         vec![store]
