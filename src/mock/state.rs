@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::protocol::{
-    self, AuthorizedStore, BeginResults, BeginTransactionRequest, Count, CustomerRecord,
+    AuthorizedStore, BeginResults, BeginTransactionRequest, Count, CustomerRecord,
     CustomerRowCheck, DealerListResponse, DealerListResults, EndResults, EndTransactionRequest,
     FEED_CUSTOMERS, MAX_ROWS_PER_POST, ReadyFeedRequest, ReadyFeedResults, SUCCESS, Text,
     UploadRequest, UploadResults, error_text,
@@ -425,11 +425,6 @@ fn parse_rows(request: &UploadRequest) -> Result<Vec<Box<str>>, Refusal> {
         .collect()
 }
 
-/// The snippet of a body for the call log.
-pub fn describe(body: &[u8]) -> String {
-    protocol::snippet(body)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,7 +476,7 @@ mod tests {
     }
 
     fn upload_body(tx: &str, rows: usize) -> Vec<u8> {
-        let row = serde_json::to_vec(&protocol::CustomerJson(&std::array::from_fn::<
+        let row = serde_json::to_vec(&crate::protocol::CustomerJson(&std::array::from_fn::<
             &str,
             FIELD_COUNT,
             _,
