@@ -176,18 +176,7 @@ fn sigterm_stops_between_chunks_and_resume_finishes_the_same_transaction() {
     server.assert_never_ended();
     let tx = stopped["transactionid"].as_str().unwrap().to_owned();
 
-    let resumed = rrfeed(&server, state.path())
-        .args(["upload", "--json", "--resume"])
-        .arg(file.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        resumed.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&resumed.stderr)
-    );
-    let json = json_of(&resumed);
+    let json = resume_upload(&server, state.path(), file.path());
     assert_eq!(json["transactionid"], tx.as_str());
     let begins = server
         .endpoints()
@@ -210,17 +199,7 @@ fn a_killed_upload_resumes_with_exactly_one_import() {
     child.wait().unwrap();
     let sent_before = server.requests.lock().unwrap().len();
 
-    let resumed = rrfeed(&server, state.path())
-        .args(["upload", "--json", "--resume"])
-        .arg(file.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        resumed.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&resumed.stderr)
-    );
+    resume_upload(&server, state.path(), file.path());
     let after: Vec<String> = server.requests.lock().unwrap()[sent_before..]
         .iter()
         .map(|r| r.path.clone())
@@ -455,6 +434,22 @@ fn upload_interrupted(
         .status()
         .unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// Runs `upload --json --resume FILE`, which must succeed; returns its summary.
+fn resume_upload(server: &MockServer, state: &Path, file: &Path) -> Value {
+    let resumed = rrfeed(server, state)
+        .args(["upload", "--json", "--resume"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        resumed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    json_of(&resumed)
 }
 
 /// Waits until the mock has received `n` requests to `path` (it may still be handling the last).
