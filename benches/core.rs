@@ -49,7 +49,7 @@ fn export(times: usize, format: Format) -> (tempfile::NamedTempFile, u64) {
         let all: Vec<&serde_json::Value> =
             (0..times).flat_map(|_| rows_of.iter().copied()).collect();
         rows = all.len() as u64;
-        serde_json::to_writer(&mut file, &all).unwrap();
+        serde_json::to_writer(std::io::BufWriter::new(&mut file), &all).unwrap();
     }
     (file, rows)
 }
@@ -84,9 +84,70 @@ fn bench_format(c: &mut Criterion, format: Format, times: usize) {
     group.finish();
 }
 
+/// References that bound what the whole pipeline can reach: the CSV tokenizer alone (no UTF-8 check,
+/// no mapping, no normalization) over the same file, and serialization alone of rows already normalized.
+fn bench_references(c: &mut Criterion, times: usize) {
+    let (file, rows) = export(times, Format::Csv);
+    let mut group = c.benchmark_group("reference");
+    group.throughput(Throughput::Elements(rows));
+    group.sample_size(10);
+    group.bench_function("csv_tokenize_only", |b| {
+        b.iter(|| {
+            let mut reader = csv::ReaderBuilder::new()
+                .flexible(true)
+                .from_path(file.path())
+                .unwrap();
+            let mut record = csv::ByteRecord::new();
+            let mut count = 0u64;
+            while reader.read_byte_record(&mut record).unwrap() {
+                count += 1;
+            }
+            assert_eq!(count, rows);
+        });
+    });
+    let normalizer = Normalizer::new(jiff::civil::date(2026, 11, 22));
+    let spec = InputSpec {
+        path: Some(file.path().to_owned()),
+        format: Format::Csv,
+        encoding: None,
+        delimiter: None,
+        rules: Default::default(),
+    };
+    let mut collect = Collect(Vec::new());
+    let options = IngestOptions {
+        strict: false,
+        normalizer,
+    };
+    ingest(&spec, options, &mut collect).unwrap();
+    group.bench_function("serialize_only", |b| {
+        let mut buf = Vec::with_capacity(1024);
+        b.iter(|| {
+            let mut bytes = 0;
+            for customer in &collect.0 {
+                buf.clear();
+                customer.write_json(&mut buf);
+                bytes += buf.len();
+            }
+            bytes
+        });
+    });
+    group.finish();
+}
+
+/// Keeps every normalized row, for the serialization reference.
+struct Collect(Vec<Customer>);
+
+impl RowSink for Collect {
+    fn accept(&mut self, customer: &Customer, _: Location, _: &[Issue]) -> std::io::Result<()> {
+        self.0.push(customer.clone());
+        Ok(())
+    }
+}
+
 fn core(c: &mut Criterion) {
     bench_format(c, Format::Csv, 200);
     bench_format(c, Format::Json, 500);
+    bench_references(c, 200);
 }
 
 criterion_group!(benches, core);

@@ -254,6 +254,7 @@ Fault rules, separated by `;`:  ENDPOINT[#CALLS]:ACTION[,ACTION...]
             timeout[=DURATION]   process, then hold the answer (default 1h)
             running-total=+N|-N  process, then report a wrong runningtotal
             delay=DURATION       wait before handling
+            latency=DURATION     answer DURATION after the call arrived, own work included
             error=TEXT           answer with results.error TEXT
             body=html|garbage|empty   answer 200 with a body that is not the vendor's JSON
 

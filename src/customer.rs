@@ -40,6 +40,9 @@ pub struct RawCustomer<'a> {
     pub birth_date: Option<&'a str>,
     /// A whole name, split into first and last where those are not given.
     pub full_name: Option<&'a str>,
+    /// Set by a reader that checked the whole record at once (see [`has_control_bytes`]): no value
+    /// holds a control character, so none needs cleaning.
+    pub plain: bool,
 }
 
 impl<'a> RawCustomer<'a> {
@@ -90,12 +93,16 @@ impl Normalizer {
         for field in Field::ALL {
             let slot = &mut out.values[field as usize];
             slot.clear();
-            let value = raw
-                .given(field)
-                .or_else(|| derived.get(field))
-                .or_else(|| self.default_for(field));
+            // Derived values and defaults were not part of what the reader checked.
+            let (value, plain) = match raw.given(field) {
+                Some(value) => (Some(value), raw.plain),
+                None => (
+                    derived.get(field).or_else(|| self.default_for(field)),
+                    false,
+                ),
+            };
             if let Some(value) = value {
-                self.normalize_field(field, value, slot, issues);
+                self.normalize_field(field, value, plain, slot, issues);
             }
         }
     }
@@ -119,10 +126,11 @@ impl Normalizer {
         &self,
         field: Field,
         value: &str,
+        plain: bool,
         out: &mut String,
         issues: &mut Vec<Issue>,
     ) {
-        clean_text(value, out);
+        clean_text(value, plain, out);
         let rule = match field {
             Field::MobilePhone | Field::HomePhone | Field::WorkPhone => phone(out),
             Field::Gender => gender(out),
@@ -227,14 +235,22 @@ impl NumText {
     }
 }
 
+/// Whether `bytes` may hold a control character: C0, DEL, or C1 (which UTF-8 writes after a 0xC2
+/// byte). One pass without early exit, so that the compiler vectorizes it; readers run it once over a
+/// whole record instead of once per value.
+pub fn has_control_bytes(bytes: &[u8]) -> bool {
+    bytes.iter().fold(false, |seen, &b| {
+        seen | (b < 0x20) | (b == 0x7f) | (b == 0xc2)
+    })
+}
+
 /// Trims, turns line breaks and other control characters into spaces, and collapses the runs of spaces
-/// that this makes (SPEC §3: internal line breaks become one space).
-fn clean_text(value: &str, out: &mut String) {
+/// that this makes (SPEC §3: internal line breaks become one space). `plain` says that the value is
+/// known to hold no control character.
+fn clean_text(value: &str, plain: bool, out: &mut String) {
     out.clear();
     let value = value.trim();
-    // Control characters are C0, DEL and C1 (which UTF-8 writes after a 0xC2 byte): a byte scan
-    // finds that there are none without decoding characters.
-    if !value.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
+    if plain || !has_control_bytes(value.as_bytes()) {
         out.push_str(value);
         return;
     }

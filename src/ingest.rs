@@ -134,9 +134,13 @@ mod tests {
         }
     }
 
-    fn run(text: &str, strict: bool) -> (Result<Ingested, InputError>, Vec<(u64, String)>) {
+    fn ingest_text(
+        text: &[u8],
+        strict: bool,
+        sink: &mut dyn RowSink,
+    ) -> Result<Ingested, InputError> {
         let mut file = tempfile::NamedTempFile::with_suffix(".csv").unwrap();
-        file.write_all(text.as_bytes()).unwrap();
+        file.write_all(text).unwrap();
         let spec = InputSpec {
             path: Some(file.path().to_owned()),
             format: source::Format::Csv,
@@ -148,8 +152,12 @@ mod tests {
             strict,
             normalizer: Normalizer::new(jiff::civil::date(2026, 11, 22)),
         };
+        ingest(&spec, options, sink)
+    }
+
+    fn run(text: &str, strict: bool) -> (Result<Ingested, InputError>, Vec<(u64, String)>) {
         let mut sink = Collect(Vec::new());
-        let result = ingest(&spec, options, &mut sink);
+        let result = ingest_text(text.as_bytes(), strict, &mut sink);
         (result, sink.0)
     }
 
@@ -178,6 +186,25 @@ mod tests {
             example.starts_with("line 3: CustomerGender \"Unknown\""),
             "{example}"
         );
+    }
+
+    #[test]
+    fn a_quoted_line_break_in_a_csv_value_becomes_one_space() {
+        struct Addresses(Vec<String>);
+        impl RowSink for Addresses {
+            fn accept(&mut self, c: &Customer, _: Location, _: &[Issue]) -> io::Result<()> {
+                self.0.push(c.get(Field::Address).to_owned());
+                Ok(())
+            }
+        }
+        let mut sink = Addresses(Vec::new());
+        ingest_text(
+            b"ID,Address\n1,\"1 Main\r\nSt\"\n2,2 Elm St\n",
+            false,
+            &mut sink,
+        )
+        .unwrap();
+        assert_eq!(sink.0, ["1 Main St", "2 Elm St"]);
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //!                                       client times out after the server counted the rows
 //!         | running-total=(+|-)N        process the call, then report runningtotal off by N
 //!         | delay=DURATION              wait before handling the call
+//!         | latency=DURATION            answer DURATION after the call arrived, the mock's own work
+//!                                       included (a server whose calls take that long)
 //!         | error=TEXT                  answer {"results":{"error":TEXT}} without processing
 //!         | body=html|garbage|empty     answer HTTP 200 with a body that is not the vendor's JSON
 //! ```
@@ -56,6 +58,7 @@ pub struct Actions {
     pub timeout: Option<Duration>,
     pub running_total_skew: Option<i64>,
     pub delay: Option<Duration>,
+    pub latency: Option<Duration>,
     pub error: Option<String>,
     pub body: Option<BadBody>,
 }
@@ -72,6 +75,7 @@ impl Actions {
         self.timeout = other.timeout.or(self.timeout);
         self.running_total_skew = other.running_total_skew.or(self.running_total_skew);
         self.delay = other.delay.or(self.delay);
+        self.latency = other.latency.or(self.latency);
         self.error = other.error.clone().or(self.error.take());
         self.body = other.body.or(self.body);
     }
@@ -225,6 +229,7 @@ fn parse_action<'a>(action: &'a str, out: &mut Actions) -> Result<(), String> {
             out.running_total_skew = Some(skew);
         }
         "delay" => out.delay = Some(duration(need(value)?)?),
+        "latency" => out.latency = Some(duration(need(value)?)?),
         "error" => out.error = Some(need(value)?.to_owned()),
         "body" => {
             out.body = Some(match need(value)? {
@@ -259,6 +264,20 @@ mod tests {
         assert_eq!(
             plan.actions(Endpoint::ReadyFeed, 9).delay,
             Some(Duration::from_millis(50))
+        );
+    }
+
+    #[test]
+    fn latency_applies_to_every_call_it_names() {
+        let plan = FaultPlan::parse("*:latency=50ms").unwrap();
+        assert_eq!(
+            plan.actions(Endpoint::UploadCustomers, 3).latency,
+            Some(Duration::from_millis(50))
+        );
+        assert!(
+            !plan
+                .actions(Endpoint::UploadCustomers, 3)
+                .skips_processing()
         );
     }
 

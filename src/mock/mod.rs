@@ -167,6 +167,7 @@ impl Mock {
             *n += 1;
             *n
         };
+        let arrived = tokio::time::Instant::now();
         let actions = self.inner.faults.actions(endpoint, call);
         if let Some(delay) = actions.delay {
             tokio::time::sleep(delay).await;
@@ -184,6 +185,9 @@ impl Mock {
             None => outcome,
         };
         self.record(endpoint, call, &creds, body, &handled, outcome, processed);
+        if let Some(latency) = actions.latency {
+            tokio::time::sleep_until(arrived + latency).await;
+        }
         handled
     }
 
@@ -448,4 +452,39 @@ async fn inspect_customers(State(mock): State<Mock>, Path(id): Path<String>) -> 
 
 async fn inspect_calls(State(mock): State<Mock>) -> Response {
     axum::Json(mock.calls()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn dealer_list_after(faults: &str) -> (u16, Duration) {
+        let mock = Mock::new(MockConfig {
+            faults: FaultPlan::parse(faults).unwrap(),
+            ..MockConfig::demo()
+        });
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        headers.insert(h::PARTNER_API_KEY, "demo-partner-key".parse().unwrap());
+        headers.insert(h::ADMIN_PASSWORD, "demo-admin-password".parse().unwrap());
+        let start = tokio::time::Instant::now();
+        let handled = mock.handle(Endpoint::DealerList, &headers, b"{}").await;
+        (handled.status, start.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn latency_counts_from_the_calls_arrival_and_delay_adds_to_it() {
+        assert_eq!(
+            dealer_list_after("*:latency=50ms").await,
+            (200, Duration::from_millis(50))
+        );
+        assert_eq!(
+            dealer_list_after("*:delay=30ms,latency=50ms").await,
+            (200, Duration::from_millis(50))
+        );
+        assert_eq!(
+            dealer_list_after("*:delay=30ms").await,
+            (200, Duration::from_millis(30))
+        );
+    }
 }

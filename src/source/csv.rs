@@ -10,7 +10,7 @@ use std::rc::Rc;
 use ::csv::{ErrorKind, ReaderBuilder, StringRecord};
 
 use super::{Encoding, Format, InputError, InputSpec, Location, SourceInfo, Visit, utf8_hint};
-use crate::customer::RawCustomer;
+use crate::customer::{RawCustomer, has_control_bytes};
 use crate::mapping::{ColumnMap, Target};
 
 pub(super) fn read(
@@ -137,7 +137,10 @@ fn check_width(
 }
 
 fn raw_customer<'r>(record: &'r StringRecord, targets: &[Target]) -> RawCustomer<'r> {
-    let mut raw = RawCustomer::default();
+    let mut raw = RawCustomer {
+        plain: !has_control_bytes(record.as_slice().as_bytes()),
+        ..RawCustomer::default()
+    };
     for (value, target) in record.iter().zip(targets) {
         match *target {
             Target::Field(f) => raw.set(f, value),

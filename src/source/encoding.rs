@@ -57,28 +57,66 @@ pub struct Utf8Scan {
 }
 
 impl Utf8Scan {
-    /// Feeds the next bytes of the stream.
+    /// Feeds the next bytes of the stream. Only a character cut at the end of `bytes` is copied (to be
+    /// completed by the next call); lines are counted only until the first invalid byte is found.
     pub fn feed(&mut self, bytes: &[u8]) {
-        let mut data = std::mem::take(&mut self.carry);
-        data.extend_from_slice(bytes);
-        let mut rest = &data[..];
+        let rest = match self.complete_carry(bytes) {
+            Some(rest) => rest,
+            None => return,
+        };
+        self.feed_slice(rest);
+    }
+
+    /// Judges the character cut at the end of the previous feed with the first bytes of `bytes`;
+    /// returns the bytes after it, or `None` when `bytes` did not complete it either.
+    fn complete_carry<'b>(&mut self, bytes: &'b [u8]) -> Option<&'b [u8]> {
+        if self.carry.is_empty() {
+            return Some(bytes);
+        }
+        let carried = self.carry.len();
+        let mut joined = std::mem::take(&mut self.carry);
+        joined.extend_from_slice(&bytes[..bytes.len().min(4 - carried)]);
+        let first_len = match std::str::from_utf8(&joined) {
+            Ok(text) => text.chars().next().map_or(joined.len(), char::len_utf8),
+            Err(e) if e.valid_up_to() > 0 => {
+                let valid = std::str::from_utf8(&joined[..e.valid_up_to()]).expect("checked valid");
+                valid.chars().next().map_or(0, char::len_utf8)
+            }
+            Err(e) => match e.error_len() {
+                None => {
+                    self.carry = joined;
+                    return None;
+                }
+                Some(n) => {
+                    self.first_invalid_line.get_or_insert(self.line + 1);
+                    return Some(&bytes[n.saturating_sub(carried)..]);
+                }
+            },
+        };
+        self.multibyte_seen = true;
+        Some(&bytes[first_len - carried..])
+    }
+
+    /// Scans `bytes`; an incomplete character at its end goes to `carry`.
+    fn feed_slice(&mut self, bytes: &[u8]) {
+        let mut rest = bytes;
         loop {
             match std::str::from_utf8(rest) {
                 Ok(text) => {
-                    self.note_valid(text);
-                    break;
+                    self.note_valid(text.as_bytes());
+                    return;
                 }
                 Err(e) => {
                     let (valid, after) = rest.split_at(e.valid_up_to());
-                    self.note_valid(std::str::from_utf8(valid).expect("checked valid"));
+                    self.note_valid(valid);
                     match e.error_len() {
                         None => {
                             self.carry = after.to_vec();
-                            break;
+                            return;
                         }
                         Some(n) => {
                             self.first_invalid_line.get_or_insert(self.line + 1);
-                            self.line += after[..n].iter().filter(|b| **b == b'\n').count() as u64;
+                            self.count_lines(&after[..n]);
                             rest = &after[n..];
                         }
                     }
@@ -87,9 +125,16 @@ impl Utf8Scan {
         }
     }
 
-    fn note_valid(&mut self, text: &str) {
-        self.line += text.bytes().filter(|b| *b == b'\n').count() as u64;
-        self.multibyte_seen |= !text.is_ascii();
+    fn note_valid(&mut self, text: &[u8]) {
+        self.count_lines(text);
+        self.multibyte_seen = self.multibyte_seen || !text.is_ascii();
+    }
+
+    /// Lines matter only for naming the first invalid one.
+    fn count_lines(&mut self, bytes: &[u8]) {
+        if self.first_invalid_line.is_none() {
+            self.line += memchr::memchr_iter(b'\n', bytes).count() as u64;
+        }
     }
 
     /// The verdict once the stream (or the part of it scanned) has been fed. `complete` says whether the
@@ -203,6 +248,25 @@ mod tests {
         scan.feed(&text[..3]);
         scan.feed(&text[3..]);
         assert_eq!(scan.verdict(true), Detected::Encoding(Encoding::Utf8));
+    }
+
+    #[test]
+    fn any_split_of_the_stream_gives_the_verdict_of_one_read() {
+        let inputs: [&[u8]; 5] = [
+            "a\nZoë 😀\n€uro\n".as_bytes(),
+            b"name\nZo\xEB\nM\xFCller\xF0\x9F\n",
+            b"ok\n\xE2\x82\xAC\n\xE2\x82A\n\xC3",
+            b"\xF0\x9F\x98\x80\n\xE9\n",
+            b"\xF0\x9F\x98",
+        ];
+        for input in inputs {
+            let whole = detect_prefix(input, true);
+            for size in 1..=5 {
+                let mut scan = Utf8Scan::default();
+                input.chunks(size).for_each(|chunk| scan.feed(chunk));
+                assert_eq!(scan.verdict(true), whole, "{input:?} in reads of {size}");
+            }
+        }
     }
 
     #[test]
