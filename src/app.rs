@@ -2,7 +2,7 @@
 
 use clap::CommandFactory;
 
-use crate::cli::{Cli, Command, ConfigCommand};
+use crate::cli::{Cli, Command, ConfigCommand, WebhookCommand};
 use crate::cmd::{self, Context};
 use crate::error::Exit;
 
@@ -28,6 +28,11 @@ pub fn run(cli: Cli) -> Exit {
         Command::Stores(args) => runtime.block_on(cmd::stores::run(args, global, &ctx)),
         Command::History(args) => cmd::history::run(args, global, &ctx),
         Command::Config(ConfigCommand::Check) => cmd::config_check::run(global, &ctx),
+        Command::Webhook(WebhookCommand::Serve(args)) => {
+            runtime.block_on(cmd::webhook::serve(args, global, &ctx))
+        }
+        Command::Webhook(WebhookCommand::Export(args)) => cmd::webhook::export(args, global, &ctx),
+        Command::Webhook(WebhookCommand::Status(args)) => cmd::webhook::status(args, global, &ctx),
         Command::Completions(args) => {
             let mut command = Cli::command();
             clap_complete::generate(args.shell, &mut command, "rrfeed", &mut std::io::stdout());

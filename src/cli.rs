@@ -89,6 +89,9 @@ pub enum Command {
     /// Check the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Receive customers' own profile edits from Rider Rewards and hand them to the dealer system
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions(CompletionsArgs),
     /// Print the manual page (roff) on stdout
@@ -99,6 +102,63 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Validate the configuration and print the resolved settings, secrets redacted
     Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Listen for customer updates; each is stored durably in the outbox before it is acknowledged
+    #[command(after_long_help = WEBHOOK_SERVE_HELP)]
+    Serve(WebhookServeArgs),
+    /// Write the pending updates (the latest per customer) for the dealer system, then mark them exported
+    Export(WebhookExportArgs),
+    /// Show how many updates the outbox holds, pending and exported
+    Status(WebhookStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WebhookServeArgs {
+    /// Address to listen on [default: [webhook] listen, else 127.0.0.1:8787; port 0 picks a free port]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Largest accepted request body in bytes [default: 262144]
+    #[arg(long, value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Most customers in one request [default: 1000]
+    #[arg(long, value_name = "N")]
+    pub max_rows: Option<usize>,
+    /// How long a client may take to send its request [default: 30s]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub request_timeout: Option<Duration>,
+}
+
+const WEBHOOK_SERVE_HELP: &str = "\
+The shared secret comes from RRFEED_WEBHOOK_SECRET or [webhook] secret in rrfeed.toml (never a flag).
+Give the vendor the URL https://YOUR-HOST/customer-updates/SECRET (behind a TLS reverse proxy), or
+have the sender put `Authorization: Bearer SECRET` on POST /customer-updates.
+Answers: 200 once stored, 400 malformed or invalid (with the reason), 401 bad secret, 413 too large,
+415 not JSON, 503 not stored (send again). GET /healthz answers {\"status\":\"ok\"}.";
+
+#[derive(Debug, Args)]
+pub struct WebhookExportArgs {
+    /// File format
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: crate::webhook::export::ExportFormat,
+    /// Write here (atomically: a temporary file, synced, then renamed) instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Export the latest update of every customer, including those exported before
+    #[arg(long)]
+    pub all: bool,
+    /// Print the export's summary as JSON (with --out)
+    #[arg(long, requires = "out")]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WebhookStatusArgs {
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -242,6 +302,10 @@ pub struct MockArgs {
     /// How many demo stores to serve (RRStoreIDs 1001, 1002, …)
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000), value_name = "N")]
     pub stores: u16,
+    /// Post customer edits (made with POST /_mock/stores/{id}/customers/{customer}/edit) to this URL,
+    /// e.g. that of `rrfeed webhook serve`; the secret goes in a Bearer header from RRFEED_WEBHOOK_SECRET
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Option<reqwest::Url>,
 }
 
 const MOCK_HELP: &str = "\
@@ -260,7 +324,9 @@ Fault rules, separated by `;`:  ENDPOINT[#CALLS]:ACTION[,ACTION...]
 
 The demo partner and store keys are printed at start; RRFEED_PARTNER_API_KEY, RRFEED_ADMIN_PASSWORD,
 RRFEED_STORE_ID, RRFEED_STORE_API_KEY and RRFEED_PARTNER_STORE_ID override them.
-Inspection (not vendor paths): GET /_mock/stores, /_mock/stores/{id}/customers, /_mock/calls";
+Inspection (not vendor paths): GET /_mock/stores, /_mock/stores/{id}/customers, /_mock/calls;
+POST /_mock/stores/{id}/customers/{customer}/edit with {\"CustomerCity\": \"...\"} edits a customer as if
+on the rewards website and posts the edited row to --webhook-url.";
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (try 30s, 5m, 500ms)"))

@@ -27,3 +27,4 @@ pub mod spool;
 pub mod summary;
 pub mod telemetry;
 pub mod warnings;
+pub mod webhook;

@@ -599,7 +599,7 @@ pub enum Field {
 pub const FIELD_COUNT: usize = 25;
 
 /// The wire names, indexed by `Field as usize`.
-const FIELD_NAMES: [&str; FIELD_COUNT] = [
+pub const FIELD_NAMES: [&str; FIELD_COUNT] = [
     "PartnerCustomerID",
     "CustomerRewardNumber",
     "CustomerFirstName",

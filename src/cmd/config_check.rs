@@ -81,6 +81,7 @@ fn check(global: &GlobalArgs, ctx: &Context) -> Result<String, ConfigError> {
         guards.shrink_ratio * 100.0,
         human(guards.purge_window.saturating_sub(guards.resume_margin))
     );
+    let _ = writeln!(out, "webhook:          {}", webhook(&config, ctx)?);
     let _ = writeln!(out, "stores:           {}", stores.len());
     for (store, from) in stores
         .iter()
@@ -94,6 +95,25 @@ fn check(global: &GlobalArgs, ctx: &Context) -> Result<String, ConfigError> {
         describe(&mut out, store, &from);
     }
     Ok(out)
+}
+
+/// The receiver's settings in one line; a missing secret is only a note, since most partners never
+/// run the receiver.
+fn webhook(config: &Config, ctx: &Context) -> Result<String, ConfigError> {
+    match config.webhook(&ctx.env, &config::WebhookOverrides::default()) {
+        Ok(w) => Ok(format!(
+            "secret set ({}); listen {}, at most {} bytes and {} rows a request, timeout {}",
+            source(ctx, env::WEBHOOK_SECRET, "webhook.secret"),
+            w.listen,
+            w.max_body_bytes,
+            w.max_rows,
+            human(w.request_timeout)
+        )),
+        Err(ConfigError::Missing { .. }) => {
+            Ok("no secret set (only `rrfeed webhook serve` needs one)".into())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn describe(out: &mut String, s: &StoreSettings, key_from: &str) {

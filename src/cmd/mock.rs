@@ -9,7 +9,8 @@ use crate::cli::MockArgs;
 use crate::config::env;
 use crate::error::Exit;
 use crate::mock::faults::FaultPlan;
-use crate::mock::{INSPECT_PREFIX, Mock, MockConfig};
+use crate::mock::{INSPECT_PREFIX, Mock, MockConfig, WebhookTarget};
+use secrecy::SecretString;
 
 use super::Context;
 
@@ -22,9 +23,14 @@ pub async fn run(args: &MockArgs, ctx: &Context) -> Exit {
         }
     };
     let (config, overridden) = accounts_from_env(ctx, usize::from(args.stores));
+    let webhook = args.webhook_url.clone().map(|url| WebhookTarget {
+        url,
+        secret: (ctx.env)(env::WEBHOOK_SECRET).map(SecretString::from),
+    });
     let config = MockConfig {
         faults,
         purge_after: args.purge_after,
+        webhook,
         ..config
     };
     let listener = match TcpListener::bind(args.listen).await {
@@ -38,7 +44,10 @@ pub async fn run(args: &MockArgs, ctx: &Context) -> Exit {
         .local_addr()
         .expect("a bound listener has an address");
     print_banner(&format!("http://{addr}"), &config, overridden);
-    match Mock::new(config).serve(listener, shutdown_signal()).await {
+    match Mock::new(config)
+        .serve(listener, crate::signal::shutdown())
+        .await
+    {
         Ok(()) => Exit::Success,
         Err(e) => {
             eprintln!("rrfeed mock: {e}");
@@ -102,31 +111,22 @@ fn print_banner(url: &str, config: &MockConfig, overridden: bool) {
     if !config.faults.is_empty() {
         let _ = writeln!(out, "injecting {}", config.faults);
     }
+    if let Some(target) = &config.webhook {
+        let auth = if target.secret.is_some() {
+            "with the secret from RRFEED_WEBHOOK_SECRET"
+        } else {
+            "without a secret (RRFEED_WEBHOOK_SECRET is not set)"
+        };
+        // Only the origin: a path may hold a secret.
+        let _ = writeln!(
+            out,
+            "customer edits are posted to the webhook at {} {auth}",
+            target.url.origin().ascii_serialization()
+        );
+    }
     let _ = writeln!(
         out,
         "inspect: {url}{INSPECT_PREFIX}/stores  {url}{INSPECT_PREFIX}/calls"
     );
     let _ = out.flush();
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }

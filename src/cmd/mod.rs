@@ -7,6 +7,7 @@ pub mod mock;
 pub mod stores;
 pub mod upload;
 pub mod validate;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 

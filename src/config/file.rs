@@ -24,6 +24,24 @@ pub struct FileConfig {
     pub mapping: Option<MappingConfig>,
     #[serde(default, rename = "store")]
     pub stores: Vec<StoreConfig>,
+    #[serde(default)]
+    pub webhook: WebhookConfig,
+}
+
+/// `[webhook]`: the receiver of customer edits (SPEC §6).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The shared secret the vendor sends (`RRFEED_WEBHOOK_SECRET` overrides it).
+    pub secret: Option<SecretRef>,
+    /// Address to listen on, e.g. "127.0.0.1:8787".
+    pub listen: Option<String>,
+    /// Largest accepted request body in bytes (default 262144).
+    pub max_body_bytes: Option<usize>,
+    /// Most customers in one request (default 1000).
+    pub max_rows: Option<usize>,
+    /// How long a client may take to send its request, e.g. "30s".
+    pub request_timeout: Option<String>,
 }
 
 /// Where a secret is read from: exactly one of `env` or `file`.

@@ -4,6 +4,7 @@
 //! sees clap, `std::env` or TOML.
 
 pub mod file;
+mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::client::is_loopback;
 use crate::mapping::MappingRules;
 use crate::source::{Encoding, Format};
 use file::{FileConfig, SecretRef, StoreConfig};
+pub use webhook::{WebhookOverrides, WebhookSettings};
 
 /// The vendor's production API.
 pub const DEFAULT_API_URL: &str = "https://api.riderrewards.com";

@@ -208,3 +208,40 @@ fn a_single_configured_store_is_the_default_and_several_need_a_name() {
     let err = config.store_named("c", &env).unwrap_err().to_string();
     assert!(err.contains("configured: a, b"), "{err}");
 }
+
+#[test]
+fn webhook_settings_come_from_flags_then_environment_then_file() {
+    let (_file, config) = config_from(
+        "[webhook]\nsecret = { env = \"HOOK\" }\nlisten = \"0.0.0.0:9000\"\nmax_rows = 50\n\
+         request_timeout = \"5s\"\n",
+    );
+    let config = config.unwrap();
+    let env = env_of(&[("HOOK", "file-named-secret-123456")]);
+    let w = config.webhook(&env, &WebhookOverrides::default()).unwrap();
+    assert_eq!(w.secret.expose_secret(), "file-named-secret-123456");
+    assert_eq!(w.listen.to_string(), "0.0.0.0:9000");
+    assert_eq!((w.max_rows, w.max_body_bytes), (50, 256 * 1024));
+    assert_eq!(w.request_timeout, Duration::from_secs(5));
+    let env = env_of(&[
+        ("HOOK", "file-named-secret-123456"),
+        ("RRFEED_WEBHOOK_SECRET", "environment-secret-7890"),
+    ]);
+    let flags = WebhookOverrides {
+        max_rows: Some(7),
+        ..WebhookOverrides::default()
+    };
+    let w = config.webhook(&env, &flags).unwrap();
+    assert_eq!(w.secret.expose_secret(), "environment-secret-7890");
+    assert_eq!(w.max_rows, 7);
+}
+
+#[test]
+fn a_short_webhook_secret_is_refused_without_being_shown() {
+    let env = env_of(&[("RRFEED_WEBHOOK_SECRET", "short-one")]);
+    let err = Config::default()
+        .webhook(&env, &WebhookOverrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("fewer than 16 characters"), "{err}");
+    assert!(!err.contains("short-one"), "{err}");
+}

@@ -6,6 +6,7 @@
 
 pub mod faults;
 pub mod state;
+mod webhook;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,6 +26,7 @@ use tokio::time::Instant;
 use crate::protocol::{self, Endpoint, Envelope, UploadResults, header as h};
 use faults::{Actions, BadBody, FaultPlan};
 use state::{Accounts, Creds, MockState, MockStore, Refusal, StoreData};
+pub use webhook::WebhookTarget;
 
 /// Where the inspection endpoints live, apart from the vendor's paths.
 pub const INSPECT_PREFIX: &str = "/_mock";
@@ -35,6 +37,8 @@ pub struct MockConfig {
     pub accounts: Accounts,
     pub purge_after: Duration,
     pub faults: FaultPlan,
+    /// Where customer edits are posted (two-way sync), if anywhere.
+    pub webhook: Option<WebhookTarget>,
 }
 
 impl MockConfig {
@@ -66,6 +70,7 @@ impl MockConfig {
             },
             purge_after: Duration::from_secs(8 * 3600),
             faults: FaultPlan::default(),
+            webhook: None,
         }
     }
 }
@@ -98,6 +103,7 @@ pub struct Mock {
 struct Inner {
     state: Mutex<MockState>,
     faults: FaultPlan,
+    webhook: Option<WebhookTarget>,
     log: Mutex<Log>,
 }
 
@@ -126,6 +132,7 @@ impl Mock {
             inner: Arc::new(Inner {
                 state: Mutex::new(MockState::new(config.accounts, config.purge_after)),
                 faults: config.faults,
+                webhook: config.webhook,
                 log: Mutex::new(Log::default()),
             }),
         }
@@ -298,6 +305,10 @@ impl Mock {
                 get(inspect_customers),
             )
             .route(&format!("{INSPECT_PREFIX}/calls"), get(inspect_calls))
+            .route(
+                &format!("{INSPECT_PREFIX}/stores/{{id}}/customers/{{customer}}/edit"),
+                post(webhook::edit_customer),
+            )
             .layer(DefaultBodyLimit::max(64 << 20))
             .with_state(self.clone())
     }

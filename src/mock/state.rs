@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::protocol::{
     AuthorizedStore, BeginResults, BeginTransactionRequest, Count, CustomerRecord,
     CustomerRowCheck, DealerListResponse, DealerListResults, EndResults, EndTransactionRequest,
-    FEED_CUSTOMERS, MAX_ROWS_PER_POST, ReadyFeedRequest, ReadyFeedResults, SUCCESS, Text,
+    FEED_CUSTOMERS, Field, MAX_ROWS_PER_POST, ReadyFeedRequest, ReadyFeedResults, SUCCESS, Text,
     UploadRequest, UploadResults, error_text,
 };
 
@@ -137,6 +137,47 @@ impl MockState {
 
     pub fn store(&self, store_id: &str) -> Option<&StoreData> {
         self.stores.get(store_id)
+    }
+
+    /// A customer edits their own profile on the rewards website: `changes` (field name → new value,
+    /// a string) are applied to the stored row whose PartnerCustomerID is `customer_id`. Returns the
+    /// row as it is now, which the vendor would POST to the partner's webhook.
+    ///
+    /// Fails when the store or customer is unknown, or a change names no field or is not a string.
+    pub fn edit_customer(
+        &mut self,
+        store_id: &str,
+        customer_id: &str,
+        changes: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, String> {
+        let data = self
+            .stores
+            .get_mut(store_id)
+            .ok_or_else(|| format!("no store {store_id} holds customers"))?;
+        for (key, value) in changes {
+            if !Field::ALL.iter().any(|f| f.name() == key) {
+                return Err(format!("{key} is not a customer field"));
+            }
+            if !value.is_string() {
+                return Err(format!("{key}: the new value must be a string"));
+            }
+        }
+        for row in &mut data.rows {
+            let mut customer: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(row).expect("rows were checked when they came in");
+            if customer
+                .get(Field::PartnerCustomerId.name())
+                .and_then(|v| v.as_str())
+                != Some(customer_id)
+            {
+                continue;
+            }
+            customer.extend(changes.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let edited = serde_json::Value::Object(customer).to_string();
+            *row = edited.clone().into_boxed_str();
+            return Ok(edited);
+        }
+        Err(format!("store {store_id} has no customer {customer_id}"))
     }
 
     pub fn stores(&self) -> impl Iterator<Item = (&String, &StoreData)> {

@@ -8,3 +8,4 @@ mod mappings;
 mod mock_cmd;
 mod operations;
 mod upload;
+mod webhook;

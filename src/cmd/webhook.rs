@@ -1,0 +1,177 @@
+//! `rrfeed webhook serve|export|status` (SPEC §6). `serve` prints its URL as the first stdout line (for
+//! scripts and tests), then serves until Ctrl-C or SIGTERM, finishing the requests it has accepted.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::cli::{GlobalArgs, WebhookExportArgs, WebhookServeArgs, WebhookStatusArgs};
+use crate::config::{Config, ConfigError, Overrides, WebhookOverrides};
+use crate::error::Exit;
+use crate::webhook::export::{self, Exported};
+use crate::webhook::outbox::{Counts, Outbox, OutboxError};
+use crate::webhook::server::{self, Receiver, UPDATES_PATH};
+use crate::webhook::writer;
+
+use super::{Context, print_result};
+
+/// Why a webhook command failed; every case maps to an exit code.
+#[derive(Debug, thiserror::Error)]
+enum WebhookError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error(transparent)]
+    Export(#[from] export::ExportError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl WebhookError {
+    fn exit(&self) -> Exit {
+        match self {
+            // An unusable state directory or destination file is the operator's to fix.
+            WebhookError::Config(_) | WebhookError::Outbox(_) | WebhookError::Export(_) => {
+                Exit::Config
+            }
+            WebhookError::Listen { .. } => Exit::Unavailable,
+        }
+    }
+}
+
+fn fail(command: &str, e: &WebhookError) -> Exit {
+    eprintln!("rrfeed webhook {command}: {e}");
+    e.exit()
+}
+
+fn state_dir(global: &GlobalArgs, ctx: &Context) -> Result<(Config, PathBuf), WebhookError> {
+    let config = Config::load(global.config.as_deref())?;
+    let overrides = Overrides {
+        state_dir: global.state_dir.clone(),
+        ..Overrides::default()
+    };
+    let dir = config.state_dir(&overrides, &ctx.env);
+    Ok((config, dir))
+}
+
+pub async fn serve(args: &WebhookServeArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
+    match serve_inner(args, global, ctx).await {
+        Ok(()) => Exit::Success,
+        Err(e) => fail("serve", &e),
+    }
+}
+
+async fn serve_inner(
+    args: &WebhookServeArgs,
+    global: &GlobalArgs,
+    ctx: &Context,
+) -> Result<(), WebhookError> {
+    let (config, dir) = state_dir(global, ctx)?;
+    let settings = config.webhook(
+        &ctx.env,
+        &WebhookOverrides {
+            listen: args.listen,
+            max_body_bytes: args.max_body_bytes,
+            max_rows: args.max_rows,
+            request_timeout: args.request_timeout,
+        },
+    )?;
+    let outbox = Outbox::open(&dir)?;
+    let outbox_path = outbox.path().to_owned();
+    let listener =
+        TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| WebhookError::Listen {
+                addr: settings.listen,
+                source,
+            })?;
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    let (handle, thread) = writer::start(outbox, Arc::new(jiff::Timestamp::now));
+    let receiver = Receiver::new(&settings, handle, Arc::new(|| jiff::Zoned::now().date()));
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "rrfeed webhook listening on http://{addr}{UPDATES_PATH}"
+        );
+        let _ = writeln!(out, "outbox: {}", outbox_path.display());
+        let _ = out.flush();
+    }
+    tracing::info!(%addr, outbox = %outbox_path.display(), "webhook receiver started");
+    let served = axum::serve(listener, server::router(Arc::new(receiver)))
+        .with_graceful_shutdown(crate::signal::shutdown())
+        .await;
+    // Every request handler (and with it every writer handle) is gone: the writer drains and ends.
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    tracing::info!("webhook receiver stopped");
+    served.map_err(|source| WebhookError::Listen { addr, source })
+}
+
+pub fn export(args: &WebhookExportArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
+    let result = state_dir(global, ctx).and_then(|(_, dir)| {
+        let mut outbox = Outbox::open(&dir)?;
+        Ok(export::export(
+            &mut outbox,
+            args.format,
+            args.all,
+            args.out.as_deref(),
+            (ctx.now)(),
+        )?)
+    });
+    match result {
+        Ok(done) => {
+            match &done.out {
+                Some(_) => print_result(args.json, &done, || describe(&done)),
+                // The data went to stdout: the summary goes to stderr.
+                None => eprint!("{}", describe(&done)),
+            }
+            Exit::Success
+        }
+        Err(e) => fail("export", &e),
+    }
+}
+
+fn describe(done: &Exported) -> String {
+    let place = done
+        .out
+        .as_ref()
+        .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
+    format!(
+        "exported {} customer(s) to {place}; {} update(s) marked exported (up to #{})\n",
+        done.customers, done.marked, done.up_to_seq
+    )
+}
+
+pub fn status(args: &WebhookStatusArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
+    let result = state_dir(global, ctx)
+        .and_then(|(_, dir)| Ok(Outbox::open(&dir).and_then(|o| o.counts())?));
+    match result {
+        Ok(counts) => {
+            print_result(args.json, &counts, || render(&counts));
+            Exit::Success
+        }
+        Err(e) => fail("status", &e),
+    }
+}
+
+fn render(c: &Counts) -> String {
+    let or_never = |t: &Option<String>| t.clone().unwrap_or_else(|| "never".into());
+    format!(
+        "updates stored:    {}\npending:           {} ({} customer(s))\nexported:          {}\n\
+         last received:     {}\nlast exported:     {}\n",
+        c.updates,
+        c.pending,
+        c.pending_customers,
+        c.exported,
+        or_never(&c.last_received_at),
+        or_never(&c.last_exported_at)
+    )
+}

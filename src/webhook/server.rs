@@ -1,0 +1,252 @@
+//! The HTTP side of the receiver (SPEC §6): `POST /customer-updates/{secret}` or `POST /customer-updates`
+//! with `Authorization: Bearer SECRET`, and `GET /healthz`. Every answer is in the vendor's envelope:
+//! `{"results": {"message": "Success", ...}}` only after the update is committed to the outbox,
+//! `{"results": {"error": "..."}}` with 400, 401, 404, 408, 413, 415 or 503 otherwise.
+//!
+//! The secret is compared in constant time (as BLAKE3 hashes, so its length does not leak either) and
+//! never logged: request paths are not logged at all, since one of them holds the secret.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use jiff::civil::Date;
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use super::outbox::Stored;
+use super::payload;
+use super::writer::WriterHandle;
+use crate::config::WebhookSettings;
+use crate::customer::Normalizer;
+use crate::protocol::{self, Envelope, SUCCESS};
+
+/// The path the vendor is given (with `/{secret}` appended, or a Bearer header).
+pub const UPDATES_PATH: &str = "/customer-updates";
+
+/// What every request handler shares.
+pub struct Receiver {
+    secret: blake3::Hash,
+    max_body_bytes: usize,
+    max_rows: usize,
+    request_timeout: Duration,
+    writer: WriterHandle,
+    today: Arc<dyn Fn() -> Date + Send + Sync>,
+}
+
+impl Receiver {
+    pub fn new(
+        settings: &WebhookSettings,
+        writer: WriterHandle,
+        today: Arc<dyn Fn() -> Date + Send + Sync>,
+    ) -> Self {
+        Self {
+            secret: blake3::hash(settings.secret.expose_secret().as_bytes()),
+            max_body_bytes: settings.max_body_bytes,
+            max_rows: settings.max_rows,
+            request_timeout: settings.request_timeout,
+            writer,
+            today,
+        }
+    }
+
+    /// Whether `given` is the secret; `blake3::Hash` compares in constant time.
+    fn authentic(&self, given: &str) -> bool {
+        blake3::hash(given.as_bytes()) == self.secret
+    }
+}
+
+/// The receiver's routes.
+pub fn router(receiver: Arc<Receiver>) -> Router {
+    Router::new()
+        .route(UPDATES_PATH, post(updates_with_bearer))
+        .route(
+            &format!("{UPDATES_PATH}/{{secret}}"),
+            post(updates_with_path),
+        )
+        .route("/healthz", get(healthz))
+        .fallback(|| async { failure(StatusCode::NOT_FOUND, "no such path") })
+        .with_state(receiver)
+}
+
+async fn healthz() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"ok"}"#,
+    )
+        .into_response()
+}
+
+async fn updates_with_path(
+    State(receiver): State<Arc<Receiver>>,
+    Path(secret): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(&receiver, Some(&secret), &headers, body).await
+}
+
+async fn updates_with_bearer(
+    State(receiver): State<Arc<Receiver>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .map(str::to_owned);
+    handle(&receiver, bearer.as_deref(), &headers, body).await
+}
+
+/// The success answer's `results`.
+#[derive(Serialize)]
+struct Accepted {
+    message: &'static str,
+    received: usize,
+    stored: usize,
+    repeats: usize,
+    sequence: Vec<i64>,
+}
+
+async fn handle(
+    receiver: &Receiver,
+    secret: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    match secret {
+        None => {
+            return failure(
+                StatusCode::UNAUTHORIZED,
+                "missing secret: put it in the path or an Authorization: Bearer header",
+            );
+        }
+        Some(s) if !receiver.authentic(s) => {
+            warn!("refused a request with a wrong secret");
+            return failure(
+                StatusCode::UNAUTHORIZED,
+                protocol::error_text::AUTHENTICATION_FAILED,
+            );
+        }
+        Some(_) => {}
+    }
+    if !is_json(headers) {
+        return failure(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        );
+    }
+    let bytes = match read_body(receiver, headers, body).await {
+        Ok(bytes) => bytes,
+        Err(answer) => return answer,
+    };
+    let normalizer = Normalizer::new((receiver.today)());
+    let updates = match payload::parse(&bytes, receiver.max_rows, &normalizer) {
+        Ok(updates) => updates,
+        Err(refused) => {
+            warn!(reason = %refused.message(), "refused an update");
+            let status = StatusCode::from_u16(refused.status()).expect("400 and 413 are statuses");
+            return failure(status, &refused.message());
+        }
+    };
+    let received = updates.len();
+    match receiver.writer.store(updates).await {
+        Ok(stored) => accepted(received, &stored),
+        Err(e) => failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("the update could not be stored ({e}); send it again"),
+        ),
+    }
+}
+
+fn accepted(received: usize, stored: &[Stored]) -> Response {
+    let repeats = stored.iter().filter(|s| s.repeat).count();
+    info!(
+        received,
+        stored = received - repeats,
+        repeats,
+        "stored customer updates"
+    );
+    let body = Envelope {
+        results: Accepted {
+            message: SUCCESS,
+            received,
+            stored: received - repeats,
+            repeats,
+            sequence: stored.iter().map(|s| s.seq).collect(),
+        },
+    };
+    json(
+        StatusCode::OK,
+        serde_json::to_vec(&body).expect("answers serialize"),
+    )
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The whole body, within the size limit and the request timeout.
+async fn read_body(
+    receiver: &Receiver,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<bytes::Bytes, Response> {
+    let too_large = || {
+        failure(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body is larger than {} bytes", receiver.max_body_bytes),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > receiver.max_body_bytes) {
+        return Err(too_large());
+    }
+    let read = axum::body::to_bytes(body, receiver.max_body_bytes);
+    match tokio::time::timeout(receiver.request_timeout, read).await {
+        Err(_) => Err(failure(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time",
+        )),
+        Ok(Err(e)) if is_length_limit(&e) => Err(too_large()),
+        Ok(Err(e)) => Err(failure(
+            StatusCode::BAD_REQUEST,
+            &format!("cannot read the body: {e}"),
+        )),
+        Ok(Ok(bytes)) => Ok(bytes),
+    }
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+fn failure(status: StatusCode, text: &str) -> Response {
+    json(status, protocol::error_body(text))
+}
+
+fn json(status: StatusCode, body: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
