@@ -2,9 +2,16 @@
 //! handed to a sink (the spool for uploads, a tally for `validate`), with warnings counted by kind.
 //! Synchronous; nothing here talks to the network.
 
+mod pipeline;
+
+use std::collections::BTreeMap;
 use std::io;
+use std::sync::mpsc::{Receiver, Sender, channel, sync_channel};
+use std::sync::{Arc, Mutex};
 
 use tracing::warn;
+
+use pipeline::{Batcher, DoneBatch, RawBatch, WorkerChannels};
 
 use crate::customer::{Customer, Normalizer};
 use crate::protocol::Field;
@@ -40,63 +47,174 @@ pub struct Ingested {
     pub source: SourceInfo,
 }
 
-/// Reads all of `spec`, normalizing each record and passing it to `sink`.
+/// Reads all of `spec`, normalizing each record and passing it to `sink` in file order.
 ///
-/// Fails on a structural error in the input, a strict-mode refusal, or an IO error of the sink.
+/// Reading, normalizing and the sink run on separate threads (see [`pipeline`]); the sink stays on the
+/// calling thread. Fails on a structural error in the input, a strict-mode refusal, or an IO error of
+/// the sink; the sink has then seen exactly the records before the failing one.
 pub fn ingest(
     spec: &InputSpec,
     options: IngestOptions,
     sink: &mut dyn RowSink,
 ) -> Result<Ingested, InputError> {
     let name = spec.display_name();
-    let mut warnings = Warnings::default();
-    let mut ids = IdLog::default();
-    let io_error =
-        |e: io::Error| InputError::new(&name, format!("cannot check for repeated ids: {e}"));
-    let mut customer = Customer::default();
-    let mut issues = Vec::new();
-    let mut rows = 0u64;
-    let source = source::read_rows(spec, &mut |raw, at| {
-        issues.clear();
-        options
-            .normalizer
-            .parse_into(raw, &mut customer, &mut issues);
-        let id = customer.get(Field::PartnerCustomerId);
-        if !id.is_empty() {
-            ids.push(id, at.line).map_err(io_error)?;
-        }
-        if options.strict
-            && let Some(issue) = issues.first()
-        {
-            return Err(strict_refusal(&name, at, issue));
-        }
-        for issue in &issues {
-            warnings.add(issue.code, || format!("{at}: {}", issue.reason()));
-        }
-        rows += 1;
-        sink.accept(&customer, at, &issues)
-            .map_err(|e| InputError::new(&name, format!("cannot write the snapshot: {e}")))
-    })?;
-    ids.repeats(io_error, |line, first_line| {
-        if options.strict {
-            return Err(InputError::new(
-                &name,
-                format!("PartnerCustomerID repeats that of line {first_line} (--strict refuses repeated ids)"),
-            )
-            .at_line(line)
-            .in_column(Field::PartnerCustomerId.name()));
-        }
-        warnings.add(WarningCode::DuplicateCustomerId, || {
-            format!("line {line}: PartnerCustomerID repeats that of line {first_line}")
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
+    let (work_tx, work_rx) = sync_channel::<RawBatch>(workers);
+    let (done_tx, done_rx) = sync_channel::<DoneBatch>(workers);
+    let (spare_raw_tx, spare_raw_rx) = channel::<RawBatch>();
+    let (spare_customers_tx, spare_customers_rx) = channel::<Vec<Customer>>();
+    let work_rx = Arc::new(Mutex::new(work_rx));
+    let spare_customers_rx = Arc::new(Mutex::new(spare_customers_rx));
+    let mut rows = Rows::new(&name, options.strict, sink);
+    let (read, collected) = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut batcher = Batcher::new(work_tx, spare_raw_rx);
+            let read = source::read_rows(spec, &mut |raw, at| {
+                if batcher.push(raw, at) {
+                    Ok(())
+                } else {
+                    Err(InputError::new(&name, "reading stopped"))
+                }
+            });
+            batcher.send();
+            read
         });
-        sink.repeated_id(line, first_line).map_err(io_error)
-    })?;
-    note_columns(&source, &mut warnings);
+        for _ in 0..workers {
+            let channels = WorkerChannels {
+                work: work_rx.clone(),
+                spare_customers: spare_customers_rx.clone(),
+                done: done_tx.clone(),
+            };
+            let normalizer = &options.normalizer;
+            scope.spawn(move || pipeline::work(normalizer, channels));
+        }
+        // Only the workers may hold these now, so that each stage sees the next one go away.
+        drop((work_rx, spare_customers_rx, done_tx));
+        let collected = rows.collect(done_rx, spare_raw_tx, spare_customers_tx);
+        let read = reader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (read, collected)
+    });
+    collected?;
+    let source = read?;
+    rows.finish(&source)?;
     Ok(Ingested {
-        rows,
-        warnings,
+        rows: rows.count,
+        warnings: rows.warnings,
         source,
     })
+}
+
+/// The calling thread's side of [`ingest`]: takes normalized rows in file order, counts them and their
+/// warnings, checks ids for repeats, and hands them to the sink.
+struct Rows<'s> {
+    name: &'s str,
+    strict: bool,
+    sink: &'s mut dyn RowSink,
+    warnings: Warnings,
+    ids: IdLog,
+    count: u64,
+}
+
+impl<'s> Rows<'s> {
+    fn new(name: &'s str, strict: bool, sink: &'s mut dyn RowSink) -> Self {
+        Self {
+            name,
+            strict,
+            sink,
+            warnings: Warnings::default(),
+            ids: IdLog::default(),
+            count: 0,
+        }
+    }
+
+    /// Takes every batch the workers finish, in order, until they are all done.
+    fn collect(
+        &mut self,
+        done: Receiver<DoneBatch>,
+        spare_raw: Sender<RawBatch>,
+        spare_customers: Sender<Vec<Customer>>,
+    ) -> Result<(), InputError> {
+        let mut waiting: BTreeMap<u64, DoneBatch> = BTreeMap::new();
+        let mut next = 0;
+        for batch in done {
+            waiting.insert(batch.seq, batch);
+            while let Some(batch) = waiting.remove(&next) {
+                next += 1;
+                for (customer, at, issues) in batch.rows() {
+                    self.row(customer, at, issues)?;
+                }
+                let (raw, customers) = batch.recycle();
+                // The reader or the workers may have finished already; then nobody needs these.
+                let _ = spare_raw.send(raw);
+                let _ = spare_customers.send(customers);
+            }
+        }
+        if waiting.is_empty() {
+            Ok(())
+        } else {
+            Err(InputError::new(
+                self.name,
+                "internal error: a batch of records was lost",
+            ))
+        }
+    }
+
+    fn row(
+        &mut self,
+        customer: &Customer,
+        at: Location,
+        issues: &[Issue],
+    ) -> Result<(), InputError> {
+        let id = customer.get(Field::PartnerCustomerId);
+        if !id.is_empty() {
+            self.ids.push(id, at.line).map_err(|e| self.ids_error(&e))?;
+        }
+        if self.strict
+            && let Some(issue) = issues.first()
+        {
+            return Err(strict_refusal(self.name, at, issue));
+        }
+        for issue in issues {
+            self.warnings
+                .add(issue.code, || format!("{at}: {}", issue.reason()));
+        }
+        self.count += 1;
+        self.sink
+            .accept(customer, at, issues)
+            .map_err(|e| InputError::new(self.name, format!("cannot write the snapshot: {e}")))
+    }
+
+    fn ids_error(&self, e: &io::Error) -> InputError {
+        InputError::new(self.name, format!("cannot check for repeated ids: {e}"))
+    }
+
+    /// Once the whole export is read: repeated ids, then the columns that mapped to nothing.
+    fn finish(&mut self, source: &SourceInfo) -> Result<(), InputError> {
+        let (name, strict) = (self.name, self.strict);
+        let ids = std::mem::take(&mut self.ids);
+        let warnings = &mut self.warnings;
+        let sink = &mut *self.sink;
+        let io_error =
+            |e: io::Error| InputError::new(name, format!("cannot check for repeated ids: {e}"));
+        ids.repeats(io_error, |line, first_line| {
+            if strict {
+                return Err(InputError::new(
+                    name,
+                    format!("PartnerCustomerID repeats that of line {first_line} (--strict refuses repeated ids)"),
+                )
+                .at_line(line)
+                .in_column(Field::PartnerCustomerId.name()));
+            }
+            warnings.add(WarningCode::DuplicateCustomerId, || {
+                format!("line {line}: PartnerCustomerID repeats that of line {first_line}")
+            });
+            sink.repeated_id(line, first_line).map_err(io_error)
+        })?;
+        note_columns(source, warnings);
+        Ok(())
+    }
 }
 
 fn strict_refusal(name: &str, at: Location, issue: &Issue) -> InputError {
@@ -205,6 +323,58 @@ mod tests {
         )
         .unwrap();
         assert_eq!(sink.0, ["1 Main St", "2 Elm St"]);
+    }
+
+    /// `rows` customers (lines 2..) with `bad` replacing the line `at`.
+    fn many_rows(rows: usize, at: usize, bad: &str) -> String {
+        let mut text = String::from("ID,Email\n");
+        for line in 2..rows + 2 {
+            if line == at {
+                text.push_str(bad);
+            } else {
+                text.push_str(&format!("{line},u{line}@x.com\n"));
+            }
+        }
+        text
+    }
+
+    #[test]
+    fn records_reach_the_sink_in_file_order_across_batches() {
+        let rows = 5 * pipeline::BATCH_ROWS + 17;
+        let (result, seen) = run(&many_rows(rows, 0, ""), false);
+        assert_eq!(result.unwrap().rows, rows as u64);
+        let lines: Vec<u64> = seen.iter().map(|(line, _)| *line).collect();
+        assert_eq!(lines, (2..rows as u64 + 2).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_broken_record_in_a_later_batch_stops_after_exactly_the_records_before_it() {
+        let at = 3 * pipeline::BATCH_ROWS + 5;
+        let (result, seen) = run(&many_rows(4 * pipeline::BATCH_ROWS, at, "1,2,3\n"), false);
+        assert_eq!(result.unwrap_err().line, Some(at as u64));
+        assert_eq!(seen.len(), at - 2);
+        let (result, seen) = run(&many_rows(4 * pipeline::BATCH_ROWS, at, "9,none\n"), true);
+        assert_eq!(result.unwrap_err().line, Some(at as u64));
+        assert_eq!(seen.len(), at - 2);
+    }
+
+    #[test]
+    fn a_failing_sink_stops_the_reading_without_waiting_for_the_rest() {
+        struct FullDisk(usize);
+        impl RowSink for FullDisk {
+            fn accept(&mut self, _: &Customer, _: Location, _: &[Issue]) -> io::Result<()> {
+                self.0 += 1;
+                if self.0 == 600 {
+                    return Err(io::Error::other("no space left on device"));
+                }
+                Ok(())
+            }
+        }
+        let mut sink = FullDisk(0);
+        let text = many_rows(50 * pipeline::BATCH_ROWS, 0, "");
+        let err = ingest_text(text.as_bytes(), false, &mut sink).unwrap_err();
+        assert!(err.message.contains("no space left on device"), "{err}");
+        assert_eq!(sink.0, 600);
     }
 
     #[test]
