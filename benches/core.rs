@@ -1,13 +1,14 @@
 //! The core on one thread: read an export, normalize every row and serialize it as the vendor's JSON,
 //! exactly as `upload` does before any network call (the spool is replaced by a reused buffer).
 //!
-//! `cargo bench --bench core`; the throughput is reported in rows per second.
+//! `cargo bench --bench core`; the throughput is reported in rows per second, on one core (the calling
+//! thread alone) and on all cores (the reading pipeline `upload` uses).
 
 use std::io::Write;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rrfeed::customer::{Customer, Normalizer};
-use rrfeed::ingest::{IngestOptions, RowSink, ingest};
+use rrfeed::ingest::{IngestOptions, RowSink, ingest, ingest_with_workers};
 use rrfeed::source::{Format, InputSpec, Location};
 use rrfeed::warnings::Issue;
 
@@ -70,17 +71,23 @@ fn bench_format(c: &mut Criterion, format: Format, times: usize) {
     let mut group = c.benchmark_group("read_normalize_serialize");
     group.throughput(Throughput::Elements(rows));
     group.sample_size(10);
-    group.bench_function(format!("{format:?}").to_lowercase(), |b| {
-        b.iter(|| {
-            let mut sink = Serialize {
-                buf: Vec::with_capacity(1024),
-                bytes: 0,
-            };
-            let ingested = ingest(&spec, options.clone(), &mut sink).unwrap();
-            assert_eq!(ingested.rows, rows);
-            sink.bytes
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    // One core: everything on the calling thread. All cores: what `upload` does.
+    for (label, workers) in [("one_core", 1), ("all_cores", cores)] {
+        let id = format!("{}/{label}", format!("{format:?}").to_lowercase());
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                let mut sink = Serialize {
+                    buf: Vec::with_capacity(1024),
+                    bytes: 0,
+                };
+                let ingested =
+                    ingest_with_workers(&spec, options.clone(), &mut sink, workers).unwrap();
+                assert_eq!(ingested.rows, rows);
+                sink.bytes
+            });
         });
-    });
+    }
     group.finish();
 }
 

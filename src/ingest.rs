@@ -47,25 +47,72 @@ pub struct Ingested {
     pub source: SourceInfo,
 }
 
-/// Reads all of `spec`, normalizing each record and passing it to `sink` in file order.
+/// Reads all of `spec`, normalizing each record and passing it to `sink` in file order, on every core
+/// (up to four).
 ///
-/// Reading, normalizing and the sink run on separate threads (see [`pipeline`]); the sink stays on the
-/// calling thread. Fails on a structural error in the input, a strict-mode refusal, or an IO error of
-/// the sink; the sink has then seen exactly the records before the failing one.
+/// Fails on a structural error in the input, a strict-mode refusal, or an IO error of the sink; the
+/// sink has then seen exactly the records before the failing one.
 pub fn ingest(
     spec: &InputSpec,
     options: IngestOptions,
     sink: &mut dyn RowSink,
 ) -> Result<Ingested, InputError> {
-    let name = spec.display_name();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
+    ingest_with_workers(spec, options, sink, workers)
+}
+
+/// [`ingest`] with `workers` normalizing threads; with one, everything runs on the calling thread.
+///
+/// With more, a reader thread batches records, the workers normalize batches, and the calling thread
+/// hands rows to the sink in file order (see [`pipeline`]).
+pub fn ingest_with_workers(
+    spec: &InputSpec,
+    options: IngestOptions,
+    sink: &mut dyn RowSink,
+    workers: usize,
+) -> Result<Ingested, InputError> {
+    let name = spec.display_name();
+    let mut rows = Rows::new(&name, options.strict, sink);
+    let source = if workers <= 1 {
+        read_serially(spec, &options.normalizer, &mut rows)?
+    } else {
+        read_in_parallel(spec, &options.normalizer, &mut rows, workers)?
+    };
+    rows.finish(&source)?;
+    Ok(Ingested {
+        rows: rows.count,
+        warnings: rows.warnings,
+        source,
+    })
+}
+
+fn read_serially(
+    spec: &InputSpec,
+    normalizer: &Normalizer,
+    rows: &mut Rows<'_>,
+) -> Result<SourceInfo, InputError> {
+    let mut customer = Customer::default();
+    let mut issues = Vec::new();
+    source::read_rows(spec, &mut |raw, at| {
+        issues.clear();
+        normalizer.parse_into(raw, &mut customer, &mut issues);
+        rows.row(&customer, at, &issues)
+    })
+}
+
+fn read_in_parallel(
+    spec: &InputSpec,
+    normalizer: &Normalizer,
+    rows: &mut Rows<'_>,
+    workers: usize,
+) -> Result<SourceInfo, InputError> {
+    let name = rows.name;
     let (work_tx, work_rx) = sync_channel::<RawBatch>(workers);
     let (done_tx, done_rx) = sync_channel::<DoneBatch>(workers);
     let (spare_raw_tx, spare_raw_rx) = channel::<RawBatch>();
     let (spare_customers_tx, spare_customers_rx) = channel::<Vec<Customer>>();
     let work_rx = Arc::new(Mutex::new(work_rx));
     let spare_customers_rx = Arc::new(Mutex::new(spare_customers_rx));
-    let mut rows = Rows::new(&name, options.strict, sink);
     let (read, collected) = std::thread::scope(|scope| {
         let reader = scope.spawn(|| {
             let mut batcher = Batcher::new(work_tx, spare_raw_rx);
@@ -73,7 +120,7 @@ pub fn ingest(
                 if batcher.push(raw, at) {
                     Ok(())
                 } else {
-                    Err(InputError::new(&name, "reading stopped"))
+                    Err(InputError::new(name, "reading stopped"))
                 }
             });
             batcher.send();
@@ -85,7 +132,6 @@ pub fn ingest(
                 spare_customers: spare_customers_rx.clone(),
                 done: done_tx.clone(),
             };
-            let normalizer = &options.normalizer;
             scope.spawn(move || pipeline::work(normalizer, channels));
         }
         // Only the workers may hold these now, so that each stage sees the next one go away.
@@ -97,13 +143,7 @@ pub fn ingest(
         (read, collected)
     });
     collected?;
-    let source = read?;
-    rows.finish(&source)?;
-    Ok(Ingested {
-        rows: rows.count,
-        warnings: rows.warnings,
-        source,
-    })
+    read
 }
 
 /// The calling thread's side of [`ingest`]: takes normalized rows in file order, counts them and their
@@ -257,6 +297,18 @@ mod tests {
         strict: bool,
         sink: &mut dyn RowSink,
     ) -> Result<Ingested, InputError> {
+        ingest_text_with(text, strict, sink, 2)
+    }
+
+    /// Both ways of reading: on the calling thread alone, and with a pipeline of three workers.
+    const WORKERS: [usize; 2] = [1, 3];
+
+    fn ingest_text_with(
+        text: &[u8],
+        strict: bool,
+        sink: &mut dyn RowSink,
+        workers: usize,
+    ) -> Result<Ingested, InputError> {
         let mut file = tempfile::NamedTempFile::with_suffix(".csv").unwrap();
         file.write_all(text).unwrap();
         let spec = InputSpec {
@@ -270,12 +322,20 @@ mod tests {
             strict,
             normalizer: Normalizer::new(jiff::civil::date(2026, 11, 22)),
         };
-        ingest(&spec, options, sink)
+        ingest_with_workers(&spec, options, sink, workers)
     }
 
     fn run(text: &str, strict: bool) -> (Result<Ingested, InputError>, Vec<(u64, String)>) {
+        run_with(text, strict, 2)
+    }
+
+    fn run_with(
+        text: &str,
+        strict: bool,
+        workers: usize,
+    ) -> (Result<Ingested, InputError>, Vec<(u64, String)>) {
         let mut sink = Collect(Vec::new());
-        let result = ingest_text(text.as_bytes(), strict, &mut sink);
+        let result = ingest_text_with(text.as_bytes(), strict, &mut sink, workers);
         (result, sink.0)
     }
 
@@ -341,21 +401,26 @@ mod tests {
     #[test]
     fn records_reach_the_sink_in_file_order_across_batches() {
         let rows = 5 * pipeline::BATCH_ROWS + 17;
-        let (result, seen) = run(&many_rows(rows, 0, ""), false);
-        assert_eq!(result.unwrap().rows, rows as u64);
-        let lines: Vec<u64> = seen.iter().map(|(line, _)| *line).collect();
-        assert_eq!(lines, (2..rows as u64 + 2).collect::<Vec<_>>());
+        for workers in WORKERS {
+            let (result, seen) = run_with(&many_rows(rows, 0, ""), false, workers);
+            assert_eq!(result.unwrap().rows, rows as u64);
+            let lines: Vec<u64> = seen.iter().map(|(line, _)| *line).collect();
+            assert_eq!(lines, (2..rows as u64 + 2).collect::<Vec<_>>());
+        }
     }
 
     #[test]
     fn a_broken_record_in_a_later_batch_stops_after_exactly_the_records_before_it() {
         let at = 3 * pipeline::BATCH_ROWS + 5;
-        let (result, seen) = run(&many_rows(4 * pipeline::BATCH_ROWS, at, "1,2,3\n"), false);
-        assert_eq!(result.unwrap_err().line, Some(at as u64));
-        assert_eq!(seen.len(), at - 2);
-        let (result, seen) = run(&many_rows(4 * pipeline::BATCH_ROWS, at, "9,none\n"), true);
-        assert_eq!(result.unwrap_err().line, Some(at as u64));
-        assert_eq!(seen.len(), at - 2);
+        let rows = 4 * pipeline::BATCH_ROWS;
+        for workers in WORKERS {
+            let (result, seen) = run_with(&many_rows(rows, at, "1,2,3\n"), false, workers);
+            assert_eq!(result.unwrap_err().line, Some(at as u64));
+            assert_eq!(seen.len(), at - 2);
+            let (result, seen) = run_with(&many_rows(rows, at, "9,none\n"), true, workers);
+            assert_eq!(result.unwrap_err().line, Some(at as u64));
+            assert_eq!(seen.len(), at - 2);
+        }
     }
 
     #[test]
@@ -370,11 +435,13 @@ mod tests {
                 Ok(())
             }
         }
-        let mut sink = FullDisk(0);
         let text = many_rows(50 * pipeline::BATCH_ROWS, 0, "");
-        let err = ingest_text(text.as_bytes(), false, &mut sink).unwrap_err();
-        assert!(err.message.contains("no space left on device"), "{err}");
-        assert_eq!(sink.0, 600);
+        for workers in WORKERS {
+            let mut sink = FullDisk(0);
+            let err = ingest_text_with(text.as_bytes(), false, &mut sink, workers).unwrap_err();
+            assert!(err.message.contains("no space left on device"), "{err}");
+            assert_eq!(sink.0, 600);
+        }
     }
 
     #[test]
