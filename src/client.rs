@@ -40,7 +40,7 @@ pub enum CallError {
         kind: TransportKind,
         detail: String,
     },
-    #[error("{endpoint}: TLS failure: {detail}")]
+    #[error("{endpoint}: TLS failure: {detail}{}", tls_hint(detail))]
     Tls { endpoint: Endpoint, detail: String },
     #[error("{endpoint}: HTTP {status}{}: {body}", retry_after.map(|d| format!(" (Retry-After {}s)", d.as_secs())).unwrap_or_default())]
     Transient {
@@ -105,6 +105,20 @@ impl CallError {
             | CallError::Vendor { endpoint, .. }
             | CallError::Wire { endpoint, .. } => *endpoint,
         }
+    }
+}
+
+/// What to do about a certificate the client refused.
+fn tls_hint(detail: &str) -> &'static str {
+    if detail.contains("UnknownIssuer") {
+        " (no trusted CA signed the server's certificate; behind a TLS-inspecting proxy, trust its CA \
+         with --ca-cert FILE or ca_cert in rrfeed.toml)"
+    } else if detail.contains("NotValidForName") {
+        " (the certificate is for another host name: check api_url)"
+    } else if detail.contains("Expired") {
+        " (the server's certificate has expired)"
+    } else {
+        ""
     }
 }
 

@@ -7,5 +7,6 @@ mod input;
 mod mappings;
 mod mock_cmd;
 mod operations;
+mod tls;
 mod upload;
 mod webhook;
