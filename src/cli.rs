@@ -317,9 +317,13 @@ Fault rules, separated by `;`:  ENDPOINT[#CALLS]:ACTION[,ACTION...]
             drop                 break the connection without processing
             timeout[=DURATION]   process, then hold the answer (default 1h)
             running-total=+N|-N  process, then report a wrong runningtotal
+            expected-total=+N|-N process an upload, then report a wrong expectedtotal
+            transactionid=TEXT   process an upload, then echo another transactionid
+            message=TEXT         process, then answer with results.message TEXT
+            drop-after           process, then break the connection (answer lost)
             delay=DURATION       wait before handling
             latency=DURATION     answer DURATION after the call arrived, own work included
-            error=TEXT           answer with results.error TEXT
+            error=TEXT           answer with results.error TEXT (last action; TEXT may hold commas)
             body=html|garbage|empty   answer 200 with a body that is not the vendor's JSON
 
 The demo partner and store keys are printed at start; RRFEED_PARTNER_API_KEY, RRFEED_ADMIN_PASSWORD,

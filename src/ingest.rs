@@ -31,6 +31,21 @@ pub trait RowSink {
     }
 }
 
+/// Why reading an export stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The export itself is unusable (naming its file, line and column), or `--strict` refused it.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Local storage failed: the sink (the snapshot, a rejects file) or the repeated-id check's
+    /// temporary files. Nothing is wrong with the export.
+    #[error("cannot {what}: {source}")]
+    Storage {
+        what: &'static str,
+        source: io::Error,
+    },
+}
+
 /// How to validate.
 #[derive(Clone, Debug)]
 pub struct IngestOptions {
@@ -56,7 +71,7 @@ pub fn ingest(
     spec: &InputSpec,
     options: IngestOptions,
     sink: &mut dyn RowSink,
-) -> Result<Ingested, InputError> {
+) -> Result<Ingested, IngestError> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
     ingest_with_workers(spec, options, sink, workers)
 }
@@ -70,14 +85,19 @@ pub fn ingest_with_workers(
     options: IngestOptions,
     sink: &mut dyn RowSink,
     workers: usize,
-) -> Result<Ingested, InputError> {
+) -> Result<Ingested, IngestError> {
     let name = spec.display_name();
     let mut rows = Rows::new(&name, options.strict, sink);
-    let source = if workers <= 1 {
-        read_serially(spec, &options.normalizer, &mut rows)?
+    let read = if workers <= 1 {
+        read_serially(spec, &options.normalizer, &mut rows)
     } else {
-        read_in_parallel(spec, &options.normalizer, &mut rows, workers)?
+        read_in_parallel(spec, &options.normalizer, &mut rows, workers)
     };
+    // A storage failure stops the reading with a stand-in error; the real one is kept aside.
+    if let Some(storage) = rows.storage.take() {
+        return Err(storage);
+    }
+    let source = read?;
     rows.finish(&source)?;
     Ok(Ingested {
         rows: rows.count,
@@ -155,6 +175,7 @@ struct Rows<'s> {
     warnings: Warnings,
     ids: IdLog,
     count: u64,
+    storage: Option<IngestError>,
 }
 
 impl<'s> Rows<'s> {
@@ -166,6 +187,7 @@ impl<'s> Rows<'s> {
             warnings: Warnings::default(),
             ids: IdLog::default(),
             count: 0,
+            storage: None,
         }
     }
 
@@ -208,8 +230,10 @@ impl<'s> Rows<'s> {
         issues: &[Issue],
     ) -> Result<(), InputError> {
         let id = customer.get(Field::PartnerCustomerId);
-        if !id.is_empty() {
-            self.ids.push(id, at.line).map_err(|e| self.ids_error(&e))?;
+        if !id.is_empty()
+            && let Err(e) = self.ids.push(id, at.line)
+        {
+            return Err(self.stop("check for repeated ids", e));
         }
         if self.strict
             && let Some(issue) = issues.first()
@@ -221,36 +245,40 @@ impl<'s> Rows<'s> {
                 .add(issue.code, || format!("{at}: {}", issue.reason()));
         }
         self.count += 1;
-        self.sink
-            .accept(customer, at, issues)
-            .map_err(|e| InputError::new(self.name, format!("cannot write the snapshot: {e}")))
+        match self.sink.accept(customer, at, issues) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.stop("write the snapshot", e)),
+        }
     }
 
-    fn ids_error(&self, e: &io::Error) -> InputError {
-        InputError::new(self.name, format!("cannot check for repeated ids: {e}"))
+    /// Keeps a storage failure aside and gives the reader an error that stops it.
+    fn stop(&mut self, what: &'static str, source: io::Error) -> InputError {
+        self.storage = Some(IngestError::Storage { what, source });
+        InputError::new(self.name, "reading stopped")
     }
 
     /// Once the whole export is read: repeated ids, then the columns that mapped to nothing.
-    fn finish(&mut self, source: &SourceInfo) -> Result<(), InputError> {
+    fn finish(&mut self, source: &SourceInfo) -> Result<(), IngestError> {
         let (name, strict) = (self.name, self.strict);
         let ids = std::mem::take(&mut self.ids);
         let warnings = &mut self.warnings;
         let sink = &mut *self.sink;
-        let io_error =
-            |e: io::Error| InputError::new(name, format!("cannot check for repeated ids: {e}"));
-        ids.repeats(io_error, |line, first_line| {
+        let storage = |what| move |source| IngestError::Storage { what, source };
+        ids.repeats(storage("check for repeated ids"), |line, first_line| {
             if strict {
                 return Err(InputError::new(
                     name,
                     format!("PartnerCustomerID repeats that of line {first_line} (--strict refuses repeated ids)"),
                 )
                 .at_line(line)
-                .in_column(Field::PartnerCustomerId.name()));
+                .in_column(Field::PartnerCustomerId.name())
+                .into());
             }
             warnings.add(WarningCode::DuplicateCustomerId, || {
                 format!("line {line}: PartnerCustomerID repeats that of line {first_line}")
             });
-            sink.repeated_id(line, first_line).map_err(io_error)
+            sink.repeated_id(line, first_line)
+                .map_err(storage("write the snapshot"))
         })?;
         note_columns(source, warnings);
         Ok(())
@@ -282,6 +310,14 @@ fn note_columns(source: &SourceInfo, warnings: &mut Warnings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The export's own error, for tests that expect one.
+    fn input(result: Result<Ingested, IngestError>) -> InputError {
+        match result {
+            Err(IngestError::Input(e)) => e,
+            other => panic!("expected an input error, got {other:?}"),
+        }
+    }
     use std::io::Write;
 
     struct Collect(Vec<(u64, String)>);
@@ -296,7 +332,7 @@ mod tests {
         text: &[u8],
         strict: bool,
         sink: &mut dyn RowSink,
-    ) -> Result<Ingested, InputError> {
+    ) -> Result<Ingested, IngestError> {
         ingest_text_with(text, strict, sink, 2)
     }
 
@@ -308,7 +344,7 @@ mod tests {
         strict: bool,
         sink: &mut dyn RowSink,
         workers: usize,
-    ) -> Result<Ingested, InputError> {
+    ) -> Result<Ingested, IngestError> {
         let mut file = tempfile::NamedTempFile::with_suffix(".csv").unwrap();
         file.write_all(text).unwrap();
         let spec = InputSpec {
@@ -325,7 +361,7 @@ mod tests {
         ingest_with_workers(&spec, options, sink, workers)
     }
 
-    fn run(text: &str, strict: bool) -> (Result<Ingested, InputError>, Vec<(u64, String)>) {
+    fn run(text: &str, strict: bool) -> (Result<Ingested, IngestError>, Vec<(u64, String)>) {
         run_with(text, strict, 2)
     }
 
@@ -333,7 +369,7 @@ mod tests {
         text: &str,
         strict: bool,
         workers: usize,
-    ) -> (Result<Ingested, InputError>, Vec<(u64, String)>) {
+    ) -> (Result<Ingested, IngestError>, Vec<(u64, String)>) {
         let mut sink = Collect(Vec::new());
         let result = ingest_text_with(text.as_bytes(), strict, &mut sink, workers);
         (result, sink.0)
@@ -415,10 +451,10 @@ mod tests {
         let rows = 4 * pipeline::BATCH_ROWS;
         for workers in WORKERS {
             let (result, seen) = run_with(&many_rows(rows, at, "1,2,3\n"), false, workers);
-            assert_eq!(result.unwrap_err().line, Some(at as u64));
+            assert_eq!(input(result).line, Some(at as u64));
             assert_eq!(seen.len(), at - 2);
             let (result, seen) = run_with(&many_rows(rows, at, "9,none\n"), true, workers);
-            assert_eq!(result.unwrap_err().line, Some(at as u64));
+            assert_eq!(input(result).line, Some(at as u64));
             assert_eq!(seen.len(), at - 2);
         }
     }
@@ -439,7 +475,17 @@ mod tests {
         for workers in WORKERS {
             let mut sink = FullDisk(0);
             let err = ingest_text_with(text.as_bytes(), false, &mut sink, workers).unwrap_err();
-            assert!(err.message.contains("no space left on device"), "{err}");
+            assert!(
+                matches!(
+                    &err,
+                    IngestError::Storage {
+                        what: "write the snapshot",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+            assert!(err.to_string().contains("no space left on device"), "{err}");
             assert_eq!(sink.0, 600);
         }
     }
@@ -447,7 +493,7 @@ mod tests {
     #[test]
     fn strict_mode_refuses_the_first_bad_value_with_its_line_and_field() {
         let (result, _) = run("ID,Email\n1,a@b.com\n2,none\n", true);
-        let err = result.unwrap_err();
+        let err = input(result);
         assert_eq!(err.line, Some(3));
         assert_eq!(err.column.as_deref(), Some("CustomerEmail"));
     }
@@ -455,6 +501,6 @@ mod tests {
     #[test]
     fn strict_mode_refuses_duplicate_customer_ids() {
         let (result, _) = run("ID,Email\n1,a@b.com\n1,c@b.com\n", true);
-        assert!(result.unwrap_err().message.contains("repeats"));
+        assert!(input(result).message.contains("repeats"));
     }
 }

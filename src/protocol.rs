@@ -438,7 +438,8 @@ pub enum WireError {
     NotJson { detail: String, snippet: String },
     #[error("the answer has no `results` object: {snippet}")]
     NoResults { snippet: String },
-    #[error("the answer's message is {message:?}, not \"Success\"")]
+    /// `message` is as it appeared in the answer (JSON), or `missing`.
+    #[error("the answer's message is {message}, not \"Success\"")]
     NotSuccess { message: String },
     #[error("the answer's results are not as documented: {detail}")]
     BadResults { detail: String },

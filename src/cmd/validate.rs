@@ -10,7 +10,7 @@ use crate::cli::{GlobalArgs, ValidateArgs};
 use crate::config::{Config, ConfigError};
 use crate::customer::{Customer, Normalizer};
 use crate::error::Exit;
-use crate::ingest::{self, IngestOptions, RowSink};
+use crate::ingest::{self, IngestError, IngestOptions, RowSink};
 use crate::mapping::MappingRules;
 use crate::protocol::Field;
 use crate::source::InputSpec;
@@ -143,7 +143,13 @@ fn validate(
             )
         })?;
     }
-    let ingested = result?;
+    let ingested = result.map_err(|e| match e {
+        IngestError::Input(e) => e,
+        IngestError::Storage { source, .. } => InputError::new(
+            summary.rejects.as_deref().unwrap_or("rejects"),
+            format!("cannot write: {source}"),
+        ),
+    })?;
     summary.rows = Some(ingested.rows);
     summary.format = Some(ingested.source.format);
     summary.encoding = Some(ingested.source.encoding);

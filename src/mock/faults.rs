@@ -11,10 +11,16 @@
 //!         | timeout[=DURATION]          process the call, then hold the answer (default 1h): the
 //!                                       client times out after the server counted the rows
 //!         | running-total=(+|-)N        process the call, then report runningtotal off by N
+//!         | expected-total=(+|-)N       process an upload, then report expectedtotal off by N
+//!         | transactionid=TEXT          process an upload, then echo TEXT as its transactionid
+//!         | message=TEXT                process the call, then answer with results.message TEXT
+//!         | drop-after                  process the call, then break the connection: the answer is
+//!                                       lost after the server counted the rows
 //!         | delay=DURATION              wait before handling the call
 //!         | latency=DURATION            answer DURATION after the call arrived, the mock's own work
 //!                                       included (a server whose calls take that long)
-//!         | error=TEXT                  answer {"results":{"error":TEXT}} without processing
+//!         | error=TEXT                  answer {"results":{"error":TEXT}} without processing (the
+//!                                       last action: TEXT runs to the end of the rule, commas too)
 //!         | body=html|garbage|empty     answer HTTP 200 with a body that is not the vendor's JSON
 //! ```
 //! Example: `upload#2:timeout=3s; end#1-2:status=503,retry-after=1; *:delay=50ms`. Pure parsing and
@@ -57,6 +63,10 @@ pub struct Actions {
     pub drop: bool,
     pub timeout: Option<Duration>,
     pub running_total_skew: Option<i64>,
+    pub expected_total_skew: Option<i64>,
+    pub transactionid: Option<String>,
+    pub message: Option<String>,
+    pub drop_after: bool,
     pub delay: Option<Duration>,
     pub latency: Option<Duration>,
     pub error: Option<String>,
@@ -74,6 +84,10 @@ impl Actions {
         self.drop |= other.drop;
         self.timeout = other.timeout.or(self.timeout);
         self.running_total_skew = other.running_total_skew.or(self.running_total_skew);
+        self.expected_total_skew = other.expected_total_skew.or(self.expected_total_skew);
+        self.transactionid = other.transactionid.clone().or(self.transactionid.take());
+        self.message = other.message.clone().or(self.message.take());
+        self.drop_after |= other.drop_after;
         self.delay = other.delay.or(self.delay);
         self.latency = other.latency.or(self.latency);
         self.error = other.error.clone().or(self.error.take());
@@ -161,8 +175,20 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
         })?),
     };
     let mut parsed = Actions::default();
-    for action in actions.split(',').map(str::trim) {
+    // error=TEXT is the last action and its text runs to the end of the rule, commas included (the
+    // vendor's own error texts have commas).
+    let (actions, error) = match actions.find("error=") {
+        Some(at) => (
+            actions[..at].trim_end().trim_end_matches(','),
+            Some(&actions[at..]),
+        ),
+        None => (actions, None),
+    };
+    for action in actions.split(',').map(str::trim).filter(|a| !a.is_empty()) {
         parse_action(action, &mut parsed)?;
+    }
+    if let Some(error) = error {
+        parse_action(error, &mut parsed)?;
     }
     Ok(Rule {
         endpoint,
@@ -197,6 +223,11 @@ fn parse_calls(calls: &str) -> Result<Calls, String> {
     })
 }
 
+fn skew(text: &str) -> Result<i64, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not +N or -N"))
+}
+
 fn parse_action<'a>(action: &'a str, out: &mut Actions) -> Result<(), String> {
     let (name, value) = match action.split_once('=') {
         Some((n, v)) => (n.trim(), Some(v.trim())),
@@ -223,11 +254,11 @@ fn parse_action<'a>(action: &'a str, out: &mut Actions) -> Result<(), String> {
         "timeout" => {
             out.timeout = Some(value.map_or(Ok(Duration::from_secs(3600)), duration)?);
         }
-        "running-total" => {
-            let v = need(value)?;
-            let skew: i64 = v.parse().map_err(|_| format!("{v:?} is not +N or -N"))?;
-            out.running_total_skew = Some(skew);
-        }
+        "running-total" => out.running_total_skew = Some(skew(need(value)?)?),
+        "expected-total" => out.expected_total_skew = Some(skew(need(value)?)?),
+        "transactionid" => out.transactionid = Some(need(value)?.to_owned()),
+        "message" => out.message = Some(need(value)?.to_owned()),
+        "drop-after" => out.drop_after = true,
         "delay" => out.delay = Some(duration(need(value)?)?),
         "latency" => out.latency = Some(duration(need(value)?)?),
         "error" => out.error = Some(need(value)?.to_owned()),
@@ -265,6 +296,17 @@ mod tests {
             plan.actions(Endpoint::ReadyFeed, 9).delay,
             Some(Duration::from_millis(50))
         );
+    }
+
+    #[test]
+    fn an_error_text_keeps_its_commas() {
+        let plan =
+            FaultPlan::parse("upload#2:status=200,error=Tried to upload 9, causing it; end:drop")
+                .unwrap();
+        let a = plan.actions(Endpoint::UploadCustomers, 2);
+        assert_eq!(a.error.as_deref(), Some("Tried to upload 9, causing it"));
+        assert_eq!(a.status, Some(200));
+        assert!(plan.actions(Endpoint::EndTransaction, 1).drop);
     }
 
     #[test]

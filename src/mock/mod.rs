@@ -186,6 +186,12 @@ impl Mock {
         } else {
             self.process(endpoint, &creds, headers, body, &actions)
         };
+        if processed && actions.drop_after {
+            handled.drop = true;
+        }
+        if processed && let Some(message) = &actions.message {
+            handled.body = with_message(&handled.body, message);
+        }
         handled.hold = actions.timeout.filter(|_| !handled.drop);
         let outcome = match handled.hold {
             Some(hold) => format!("{outcome} (answer held {}s)", hold.as_secs_f64()),
@@ -222,12 +228,9 @@ impl Mock {
                 Endpoint::DealerList => state.dealer_list(creds).map(|r| to_json(&r)),
                 Endpoint::ReadyFeed => state.ready_feed(creds, body).map(|r| envelope(&r)),
                 Endpoint::BeginTransaction => state.begin(creds, body, now).map(|r| envelope(&r)),
-                Endpoint::UploadCustomers => state.upload(creds, body, now).map(|mut r| {
-                    if let Some(skew) = actions.running_total_skew {
-                        r.runningtotal.0 = r.runningtotal.0.saturating_add_signed(skew);
-                    }
-                    envelope(&r)
-                }),
+                Endpoint::UploadCustomers => state
+                    .upload(creds, body, now)
+                    .map(|r| envelope(&distort_upload(r, actions))),
                 Endpoint::EndTransaction => state.end(creds, body, now).map(|r| envelope(&r)),
             }
         };
@@ -359,6 +362,32 @@ fn answer(status: u16, body: Vec<u8>) -> Handled {
 }
 
 /// The answer to a call that a fault answers without processing, and a word for the log.
+/// An upload answer with the totals or the transaction id the fault plan asks to get wrong.
+fn distort_upload(mut r: UploadResults, actions: &Actions) -> UploadResults {
+    let skewed = |count: &mut protocol::Count, by: Option<i64>| {
+        if let Some(by) = by {
+            count.0 = count.0.saturating_add_signed(by);
+        }
+    };
+    skewed(&mut r.runningtotal, actions.running_total_skew);
+    skewed(&mut r.expectedtotal, actions.expected_total_skew);
+    if let Some(id) = &actions.transactionid {
+        r.transactionid = protocol::Text(id.clone());
+    }
+    r
+}
+
+/// A processed answer with its `results.message` replaced.
+fn with_message(body: &[u8], message: &str) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(mut value) if value["results"].is_object() => {
+            value["results"]["message"] = serde_json::Value::String(message.to_owned());
+            to_json(&value)
+        }
+        _ => body.to_vec(),
+    }
+}
+
 fn fault_answer(actions: &Actions) -> (Handled, String) {
     if actions.drop {
         let mut handled = answer(0, Vec::new());

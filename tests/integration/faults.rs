@@ -207,3 +207,128 @@ fn a_purged_transaction_stops_the_upload() {
     assert_failed_untouched(&server, &out, 76);
     assert!(out.json["error"].as_str().unwrap().contains("not found"));
 }
+
+/// How many times the server was called at `endpoint`.
+fn calls_to(server: &MockServer, endpoint: &str) -> usize {
+    server.endpoints().iter().filter(|e| *e == endpoint).count()
+}
+
+#[test]
+fn http_500_502_and_503_on_each_endpoint_are_retried() {
+    for (endpoint, path) in [
+        ("ready", "readyfeedupload"),
+        ("begin", "begintransaction"),
+        ("upload", "uploadcustomerprofile"),
+    ] {
+        for status in [500, 502, 503] {
+            let (server, out) = run(&format!("{endpoint}#1:status={status}"), 1200, &[]);
+            assert_eq!(out.code, 0, "{endpoint} {status}: {}", out.stderr);
+            assert_eq!(server.store(), (1200, 1), "{endpoint} {status}");
+            let expected = if endpoint == "upload" { 3 } else { 2 };
+            assert_eq!(calls_to(&server, path), expected, "{endpoint} {status}");
+        }
+    }
+}
+
+#[test]
+fn http_500_502_and_503_on_end_are_an_unknown_outcome_never_a_success() {
+    // A gateway may answer 5xx after the vendor imported: rrfeed cannot tell, so it says so.
+    for status in [500, 502, 503] {
+        let (server, out) = run(&format!("end:status={status}"), 10, &["--retries", "1"]);
+        assert_eq!(out.code, 79, "{status}: {}", out.stderr);
+        assert_eq!(out.json["state"], "unknown");
+        assert_eq!(calls_to(&server, "endtransaction"), 2);
+        assert_eq!(server.store(), (0, 0));
+    }
+}
+
+#[test]
+fn a_connection_reset_after_the_rows_were_counted_restarts_under_a_new_transaction() {
+    let (server, out) = run("upload#2:drop-after", 2500, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json["restarts"], 1);
+    assert_eq!(calls_to(&server, "begintransaction"), 2);
+    assert_eq!(calls_to(&server, "endtransaction"), 1);
+    assert_eq!(server.store(), (2500, 1));
+}
+
+#[test]
+fn a_message_other_than_success_is_a_protocol_error() {
+    let (server, out) = run("upload#1:message=Queued", 10, &[]);
+    assert_failed_untouched(&server, &out, 76);
+    let error = out.json["error"].as_str().unwrap();
+    assert!(
+        error.contains(r#"message is "Queued", not "Success""#),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_wrong_transactionid_echo_stops_without_ending() {
+    let (server, out) = run("upload#2:transactionid=123456", 2500, &[]);
+    assert_failed_untouched(&server, &out, 76);
+    let error = out.json["error"].as_str().unwrap();
+    assert!(
+        error.contains("transactionid is 123456, expected"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_running_total_that_skips_or_doubles_stops_without_ending() {
+    for (skew, reported) in [("-1", 1999), ("+1000", 3000)] {
+        let (server, out) = run(&format!("upload#2:running-total={skew}"), 2500, &[]);
+        assert_failed_untouched(&server, &out, 76);
+        let error = out.json["error"].as_str().unwrap();
+        assert!(
+            error.contains(&format!("runningtotal is {reported}, expected 2000")),
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn a_changed_expectedtotal_stops_without_ending() {
+    let (server, out) = run("upload#3:expected-total=+1", 2500, &[]);
+    assert_failed_untouched(&server, &out, 76);
+    let error = out.json["error"].as_str().unwrap();
+    assert!(
+        error.contains("expectedtotal is 2501, expected 2500"),
+        "{error}"
+    );
+}
+
+#[test]
+fn both_documented_row_count_errors_stop_without_ending() {
+    let too_many = "There are more than 1000 rows of data within the post";
+    let over =
+        "Tried to upload 1000, causing the total to go larger then the expected upload total. ";
+    for text in [too_many, over] {
+        let (server, out) = run(&format!("upload#2:error={text}"), 2500, &[]);
+        assert_failed_untouched(&server, &out, 76);
+        assert_eq!(calls_to(&server, "uploadcustomerprofile"), 2, "not retried");
+    }
+}
+
+#[test]
+fn authentication_failing_at_each_step_exits_77_untouched() {
+    for endpoint in ["ready", "begin", "upload", "end"] {
+        let (server, out) = run(
+            &format!("{endpoint}#1:error=Authentication failed"),
+            10,
+            &[],
+        );
+        assert_eq!(out.code, 77, "{endpoint}: {}", out.stderr);
+        assert_eq!(out.json["state"], "failed");
+        assert_eq!(server.store(), (0, 0), "{endpoint}");
+    }
+}
+
+#[test]
+fn an_end_refused_by_the_server_is_a_clean_failure() {
+    let (server, out) = run("end#1:error=Transaction totals do not match", 10, &[]);
+    assert_eq!(out.code, 76, "{}", out.stderr);
+    assert_eq!(out.json["state"], "failed");
+    assert_eq!(calls_to(&server, "endtransaction"), 1);
+    assert_eq!(server.store(), (0, 0));
+}

@@ -558,3 +558,65 @@ fn stores_lists_the_partners_stores_with_keys_redacted() {
         .unwrap();
     assert_eq!(wrong.status.code(), Some(77));
 }
+
+#[test]
+fn an_export_rewritten_during_the_upload_changes_nothing_that_is_sent() {
+    let server = MockServer::start("upload#2:delay=800ms");
+    let state = tempfile::tempdir().unwrap();
+    let file = csv_rows(2500);
+    let child = spawn_upload(&server, state.path(), file.path(), &[]);
+    wait_for_requests(&server, "/uploadcustomerprofile", 1);
+    // The dealer system writes tonight's next export over the file mid-upload.
+    std::fs::write(file.path(), "Customer ID,Email\nX1,other@example.com\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(server.store(), (2500, 1));
+    let customers = server.mock.store(STORE_ID).unwrap().customers();
+    assert_eq!(
+        customers[2499].get(rrfeed::protocol::Field::Email),
+        Some("user2499@example.com")
+    );
+    assert!(
+        customers
+            .iter()
+            .all(|c| c.get(rrfeed::protocol::Field::PartnerCustomerId) != Some("X1"))
+    );
+}
+
+#[test]
+fn a_full_disk_under_the_snapshot_exits_78_before_any_call() {
+    let server = MockServer::start("");
+    let state = tempfile::tempdir().unwrap();
+    let file = csv_rows(20_000);
+    // Files may not grow past 1 MiB (the snapshot of 20,000 rows is about 10 MiB): writes fail with
+    // EFBIG, as they would on a full disk, once SIGXFSZ is ignored.
+    let output = Command::new("bash")
+        .args([
+            "-c",
+            r#"trap "" XFSZ; ulimit -f 1024; exec "$0" upload --json "$1""#,
+        ])
+        .arg(assert_cmd::cargo::cargo_bin!("rrfeed"))
+        .arg(file.path())
+        .env_clear()
+        .env("RRFEED_API_URL", &server.url)
+        .env("RRFEED_PARTNER_API_KEY", PARTNER_KEY)
+        .env("RRFEED_STORE_ID", STORE_ID)
+        .env("RRFEED_STORE_API_KEY", STORE_KEY)
+        .env("RRFEED_STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(78));
+    let summary = json_of(&output);
+    let error = summary["error"].as_str().unwrap();
+    assert!(error.contains("RRFEED_STATE_DIR"), "{error}");
+    assert!(error.contains("cannot write the snapshot"), "{error}");
+    assert!(error.contains("File too large"), "{error}");
+    assert!(
+        server.calls().is_empty(),
+        "no call before the snapshot is complete"
+    );
+    // Nothing half-written is left behind.
+    let spool = state.path().join("spool");
+    let left = std::fs::read_dir(&spool).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "{spool:?}");
+}

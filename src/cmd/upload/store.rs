@@ -13,7 +13,7 @@ use crate::config::ConfigError;
 use crate::customer::{Customer, Normalizer};
 use crate::driver::{self, DriverError, Feed, Progress, ResumePoint, RetryPolicy, Session};
 use crate::error::{Exit, RunError};
-use crate::ingest::{self, IngestOptions, Ingested, RowSink};
+use crate::ingest::{self, IngestError, IngestOptions, Ingested, RowSink};
 use crate::ledger::{Finish, Ledger, NewRun};
 use crate::lock;
 use crate::plan;
@@ -285,7 +285,15 @@ async fn snapshot(
             Err(e) => {
                 drop(writer);
                 let _ = std::fs::remove_file(&path);
-                return Err(e.into());
+                return Err(match e {
+                    IngestError::Input(e) => e.into(),
+                    // A full disk or a read-only state dir: the operator's to fix (exit 78).
+                    IngestError::Storage { what, source } => ConfigError::invalid(
+                        "RRFEED_STATE_DIR",
+                        format!("cannot {what} at {}: {source}", path.display()),
+                    )
+                    .into(),
+                });
             }
         };
         let spool = writer.finish().map_err(unwritable)?;
