@@ -2,6 +2,8 @@
 //! sent for a transaction whose every row was confirmed exactly once, and a failed run leaves the store
 //! untouched.
 
+use serde_json::Value;
+
 use crate::helpers::*;
 
 fn run(faults: &str, rows: usize, extra: &[&str]) -> (MockServer, Outcome) {
@@ -11,18 +13,35 @@ fn run(faults: &str, rows: usize, extra: &[&str]) -> (MockServer, Outcome) {
     (server, out)
 }
 
+/// The invariants of a clean failure: the documented exit code, endtransaction never sent, the store
+/// untouched at the vendor, and the ledger saying the same as the summary.
 fn assert_failed_untouched(server: &MockServer, out: &Outcome, code: i32) {
     assert_eq!(out.code, code, "{}\n{}", out.json, out.stderr);
     assert_eq!(out.json["state"], "failed");
     server.assert_never_ended();
     assert_eq!(server.store(), (0, 0));
     assert!(out.json["error"].as_str().is_some_and(|e| !e.is_empty()));
+    assert_ledger_agrees(out);
+}
+
+/// The ledger recorded the run as the summary reports it.
+fn assert_ledger_agrees(out: &Outcome) {
+    assert_eq!(out.ledger["state"], out.json["state"], "{}", out.ledger);
+    assert_eq!(out.ledger["exit_code"], out.code, "{}", out.ledger);
+    assert_eq!(out.ledger["rows"], out.json["rows"], "{}", out.ledger);
+    if out.code == 0 {
+        assert_eq!(out.ledger["ended_transactionid"], out.json["transactionid"]);
+        assert_eq!(out.ledger["confirmed"], out.json["rows"]);
+    } else {
+        assert_eq!(out.ledger["ended_transactionid"], Value::Null);
+    }
 }
 
 #[test]
 fn a_503_on_a_chunk_is_retried() {
     let (server, out) = run("upload#2:status=503", 2500, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_ledger_agrees(&out);
     assert_eq!(server.upload_rows(), [1000, 1000, 1000, 500]);
     assert_eq!(server.store(), (2500, 1));
 }
@@ -31,6 +50,7 @@ fn a_503_on_a_chunk_is_retried() {
 fn a_429_with_retry_after_is_retried() {
     let (server, out) = run("begin#1:status=429,retry-after=1", 10, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_ledger_agrees(&out);
     let begins = server
         .calls()
         .iter()
@@ -44,6 +64,7 @@ fn a_429_with_retry_after_is_retried() {
 fn a_dropped_connection_before_counting_is_retried_without_restart() {
     let (server, out) = run("upload#2:drop", 2500, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_ledger_agrees(&out);
     assert_eq!(out.json["restarts"], 0);
     assert_eq!(server.store(), (2500, 1));
 }
@@ -52,6 +73,7 @@ fn a_dropped_connection_before_counting_is_retried_without_restart() {
 fn a_timeout_after_the_rows_were_counted_restarts_once_under_a_new_transaction() {
     let (server, out) = run("upload#2:timeout=5s", 2500, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_ledger_agrees(&out);
     assert_eq!(out.json["restarts"], 1);
     let abandoned = out.json["abandoned_transactions"].as_array().unwrap();
     assert_eq!(abandoned.len(), 1);
@@ -121,6 +143,7 @@ fn a_slow_server_beyond_the_timeout_exits_69() {
 fn a_fixed_delay_on_every_call_still_succeeds() {
     let (server, out) = run("*:delay=20ms", 1500, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_ledger_agrees(&out);
     assert_eq!(server.store(), (1500, 1));
 }
 
@@ -172,6 +195,7 @@ fn an_undocumented_error_text_is_not_retried() {
 fn a_lost_end_answer_is_retried_and_imports_once() {
     let (server, out) = run("end#1:timeout=5s", 1200, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_ledger_agrees(&out);
     let ends = server
         .endpoints()
         .iter()
@@ -186,6 +210,7 @@ fn an_end_that_is_never_answered_is_an_unknown_outcome() {
     let (server, out) = run("end:timeout=5s", 10, &["--retries", "1"]);
     assert_eq!(out.code, 79, "{}", out.stderr);
     assert_eq!(out.json["state"], "unknown");
+    assert_ledger_agrees(&out);
     let error = out.json["error"].as_str().unwrap();
     assert!(
         error.contains("may or may not have been replaced"),
@@ -223,6 +248,7 @@ fn http_500_502_and_503_on_each_endpoint_are_retried() {
         for status in [500, 502, 503] {
             let (server, out) = run(&format!("{endpoint}#1:status={status}"), 1200, &[]);
             assert_eq!(out.code, 0, "{endpoint} {status}: {}", out.stderr);
+            assert_ledger_agrees(&out);
             assert_eq!(server.store(), (1200, 1), "{endpoint} {status}");
             let expected = if endpoint == "upload" { 3 } else { 2 };
             assert_eq!(calls_to(&server, path), expected, "{endpoint} {status}");
@@ -237,6 +263,7 @@ fn http_500_502_and_503_on_end_are_an_unknown_outcome_never_a_success() {
         let (server, out) = run(&format!("end:status={status}"), 10, &["--retries", "1"]);
         assert_eq!(out.code, 79, "{status}: {}", out.stderr);
         assert_eq!(out.json["state"], "unknown");
+        assert_ledger_agrees(&out);
         assert_eq!(calls_to(&server, "endtransaction"), 2);
         assert_eq!(server.store(), (0, 0));
     }
@@ -246,6 +273,7 @@ fn http_500_502_and_503_on_end_are_an_unknown_outcome_never_a_success() {
 fn a_connection_reset_after_the_rows_were_counted_restarts_under_a_new_transaction() {
     let (server, out) = run("upload#2:drop-after", 2500, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_ledger_agrees(&out);
     assert_eq!(out.json["restarts"], 1);
     assert_eq!(calls_to(&server, "begintransaction"), 2);
     assert_eq!(calls_to(&server, "endtransaction"), 1);
@@ -319,6 +347,7 @@ fn authentication_failing_at_each_step_exits_77_untouched() {
             &[],
         );
         assert_eq!(out.code, 77, "{endpoint}: {}", out.stderr);
+        assert_ledger_agrees(&out);
         assert_eq!(out.json["state"], "failed");
         assert_eq!(server.store(), (0, 0), "{endpoint}");
     }

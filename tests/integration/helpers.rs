@@ -132,6 +132,8 @@ pub struct Outcome {
     pub code: i32,
     pub json: Value,
     pub stderr: String,
+    /// The run as the ledger recorded it (`history --json`), `null` if it recorded none.
+    pub ledger: Value,
 }
 
 /// Runs `upload FILE --json` with fast retries plus `extra` arguments.
@@ -153,10 +155,16 @@ pub fn upload(server: &MockServer, file: &Path, extra: &[&str]) -> Outcome {
     let stdout = String::from_utf8(output.stdout).unwrap();
     let json: Value = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout}"));
+    let history = rrfeed(server, state.path())
+        .args(["history", "--json"])
+        .output()
+        .unwrap();
+    let runs: Value = serde_json::from_slice(&history.stdout).unwrap();
     Outcome {
         code: output.status.code().unwrap(),
         json,
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        ledger: runs[0].clone(),
     }
 }
 
