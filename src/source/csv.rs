@@ -73,10 +73,17 @@ pub(super) fn read(
         .at_line(1));
     }
     let mut number = 0;
+    // The last record's line, if its last value holds a line break (see `check_closed_quotes`).
+    let mut broken_last_value = None;
     while read(&mut csv, &mut record, &headers)? {
         number += 1;
         let line = line_of(&record);
         check_width(&record, &headers, line, name)?;
+        broken_last_value = record
+            .iter()
+            .next_back()
+            .is_some_and(|v| v.contains(['\n', '\r']))
+            .then_some((line, record.len() - 1));
         let raw = raw_customer(&record, &map.targets);
         visit(
             &raw,
@@ -86,6 +93,7 @@ pub(super) fn read(
             },
         )?;
     }
+    check_closed_quotes(broken_last_value, lines.borrow().last_byte, &headers, name)?;
     Ok(SourceInfo {
         format: Format::Csv,
         encoding,
@@ -107,6 +115,32 @@ fn sniff_delimiter(start: &[u8]) -> u8 {
         .max_by_key(|d| count(*d))
         .filter(|d| count(*d) > 0)
         .unwrap_or(b',')
+}
+
+/// A quote left open runs to the end of the file, and the csv crate ends the value there without a
+/// word: the lines it swallowed would silently become one customer's value. That is the case when
+/// the last value of the last record holds a line break and the file does not end with a quote.
+fn check_closed_quotes(
+    broken_last_value: Option<(u64, usize)>,
+    last_byte: Option<u8>,
+    headers: &[String],
+    name: &str,
+) -> Result<(), InputError> {
+    match broken_last_value {
+        Some((line, field)) if last_byte != Some(b'"') => {
+            let column = match headers.get(field) {
+                Some(header) => format!("{} ({header})", field + 1),
+                None => (field + 1).to_string(),
+            };
+            Err(InputError::new(
+                name,
+                "a quote opened here is never closed: it swallows every line after it",
+            )
+            .at_line(line)
+            .in_column(column))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn check_width(
@@ -184,6 +218,8 @@ struct LineIndex {
     ahead: VecDeque<(u64, bool)>,
     passed: u64,
     read: u64,
+    /// The last byte read that is not a line break.
+    last_byte: Option<u8>,
 }
 
 impl LineIndex {
@@ -224,6 +260,9 @@ impl Read for Counting {
             index.ahead.push_back((start + i as u64, buf[i] == b'\n'));
         }
         index.read += n as u64;
+        if let Some(&b) = buf[..n].iter().rev().find(|b| !matches!(b, b'\n' | b'\r')) {
+            index.last_byte = Some(b);
+        }
         Ok(n)
     }
 }
@@ -300,6 +339,24 @@ mod tests {
     fn an_unclosed_quote_is_a_structural_error() {
         let err = rows(b"First Name,Email\n\"Ann,a@b.c\nBob,b@c.d\n").unwrap_err();
         assert_eq!(err.line, Some(2));
+    }
+
+    #[test]
+    fn a_quote_left_open_to_the_end_of_the_file_is_refused() {
+        let err = rows(b"ID,City\n1,Oak\n2,\"Elm\n3,Ash\n4,Fir\n").unwrap_err();
+        assert_eq!(err.line, Some(3));
+        assert_eq!(err.column.as_deref(), Some("2 (City)"));
+        assert!(err.message.contains("never closed"), "{}", err.message);
+        // A quoted last value with a line break, properly closed, is fine, with or without a final
+        // line break; so is a line break in a quoted value that is not the last.
+        for ok in [
+            &b"ID,City\n1,\"Oak\nCreek\"\n"[..],
+            b"ID,City\n1,\"Oak\nCreek\"",
+            b"ID,City\r\n1,\"Oak\r\nCreek\"\r\n",
+            b"ID,Address,City\n1,\"a\nb\",Oak\n",
+        ] {
+            assert!(rows(ok).is_ok(), "{}", String::from_utf8_lossy(ok));
+        }
     }
 
     #[test]

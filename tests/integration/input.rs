@@ -160,3 +160,206 @@ fn validate_exits_65_on_a_broken_file() {
         .code(65)
         .stdout(predicates::str::contains(":2: column"));
 }
+
+/// What a corpus file must do: upload with a value checked, or fail before any call naming the line
+/// (and the column where one is to blame).
+enum Expect {
+    Uploads {
+        rows: usize,
+        field: Field,
+        row: usize,
+        value: &'static str,
+    },
+    Fails {
+        line: u64,
+        column: Option<&'static str>,
+    },
+}
+
+#[test]
+fn a_corpus_of_csv_edge_cases_uploads_correctly_or_fails_naming_file_line_and_column() {
+    let huge = format!("ID,Address\n1,\"{}\"\n2,Short St\n", "x".repeat(10 << 20));
+    let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
+        (
+            "doubled quotes",
+            b"ID,Last Name\n1,\"O\"\"Brien\"\n".to_vec(),
+            Expect::Uploads {
+                rows: 1,
+                field: Field::LastName,
+                row: 0,
+                value: "O\"Brien",
+            },
+        ),
+        (
+            "a quote inside an unquoted value",
+            b"ID,Last Name\n1,O\"Brien\n".to_vec(),
+            Expect::Uploads {
+                rows: 1,
+                field: Field::LastName,
+                row: 0,
+                value: "O\"Brien",
+            },
+        ),
+        (
+            "embedded newline and quotes",
+            b"ID,Address\n1,\"12 \"\"Main\"\"\nSt\"\n".to_vec(),
+            Expect::Uploads {
+                rows: 1,
+                field: Field::Address,
+                row: 0,
+                value: "12 \"Main\" St",
+            },
+        ),
+        (
+            "CRLF",
+            b"ID,City\r\n1,Oak\r\n2,Elm\r\n".to_vec(),
+            Expect::Uploads {
+                rows: 2,
+                field: Field::City,
+                row: 1,
+                value: "Elm",
+            },
+        ),
+        (
+            "blank lines",
+            b"ID,City\n\n1,Oak\n\n\n2,Elm\n\n".to_vec(),
+            Expect::Uploads {
+                rows: 2,
+                field: Field::City,
+                row: 1,
+                value: "Elm",
+            },
+        ),
+        (
+            "a trailing delimiter",
+            b"ID,City\n1,Oak,\n2,Elm,\n".to_vec(),
+            Expect::Uploads {
+                rows: 2,
+                field: Field::City,
+                row: 0,
+                value: "Oak",
+            },
+        ),
+        (
+            "a 10 MB field",
+            huge.into_bytes(),
+            Expect::Uploads {
+                rows: 2,
+                field: Field::Address,
+                row: 1,
+                value: "Short St",
+            },
+        ),
+        (
+            "a NUL byte",
+            b"ID,City\n1,Oak\x00Creek\n".to_vec(),
+            Expect::Uploads {
+                rows: 1,
+                field: Field::City,
+                row: 0,
+                value: "Oak Creek",
+            },
+        ),
+        (
+            "a BOM",
+            b"\xEF\xBB\xBFID,City\n1,Oak\n".to_vec(),
+            Expect::Uploads {
+                rows: 1,
+                field: Field::PartnerCustomerId,
+                row: 0,
+                value: "1",
+            },
+        ),
+        (
+            "Windows-1252",
+            b"ID,City\n1,Caf\xE9\n".to_vec(),
+            Expect::Uploads {
+                rows: 1,
+                field: Field::City,
+                row: 0,
+                value: "Café",
+            },
+        ),
+        (
+            "a semicolon export",
+            b"ID;City\n1;Oak\n".to_vec(),
+            Expect::Uploads {
+                rows: 1,
+                field: Field::City,
+                row: 0,
+                value: "Oak",
+            },
+        ),
+        (
+            "a ragged row",
+            b"ID,City\n1,Oak\n2,Elm,X,Y\n".to_vec(),
+            Expect::Fails {
+                line: 3,
+                column: None,
+            },
+        ),
+        (
+            "a quote left open",
+            b"ID,City\n1,\"Oak\n2,Elm\n".to_vec(),
+            Expect::Fails {
+                line: 2,
+                column: Some("2 (City)"),
+            },
+        ),
+        (
+            "UTF-8 mixed with invalid bytes",
+            b"ID,City\n1,Zo\xC3\xAB\n2,Caf\xE9\n".to_vec(),
+            Expect::Fails {
+                line: 3,
+                column: None,
+            },
+        ),
+        (
+            "invalid UTF-8 in a file forced to UTF-8",
+            b"ID,City\n1,Oak\n2,Caf\xE9\n".to_vec(),
+            Expect::Fails {
+                line: 3,
+                column: Some("2 (City)"),
+            },
+        ),
+    ];
+    for (name, bytes, expect) in cases {
+        let file = file_with(&bytes, ".csv");
+        let server = MockServer::start("");
+        let extra: &[&str] = if name.contains("forced") {
+            &["--encoding", "utf-8"]
+        } else {
+            &[]
+        };
+        let out = upload(&server, file.path(), extra);
+        match expect {
+            Expect::Uploads {
+                rows,
+                field,
+                row,
+                value,
+            } => {
+                assert_eq!(out.code, 0, "{name}: {}", out.stderr);
+                let held = held(&server);
+                assert_eq!(held.len(), rows, "{name}");
+                assert_eq!(held[row].get(field), Some(value), "{name}");
+            }
+            Expect::Fails { line, column } => {
+                assert_eq!(out.code, 65, "{name}: {}", out.stderr);
+                assert!(server.calls().is_empty(), "{name}: a call was made");
+                let error = out.json["error"].as_str().unwrap();
+                let path = file.path().display().to_string();
+                assert!(
+                    error.starts_with(&format!("{path}:{line}")),
+                    "{name}: {error}"
+                );
+                if let Some(column) = column {
+                    assert!(
+                        error.contains(&format!("column {column}")),
+                        "{name}: {error}"
+                    );
+                }
+            }
+        }
+    }
+}
