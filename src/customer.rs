@@ -268,8 +268,11 @@ fn clean_text(value: &str, plain: bool, out: &mut String) {
         }
         out.push(c);
     }
+    // Removing control characters can bare whitespace that the first trim did not see ("\0\u{a0}A").
     let trimmed = out.trim_end().len();
     out.truncate(trimmed);
+    let leading = out.len() - out.trim_start().len();
+    out.drain(..leading);
 }
 
 type Rule = Result<(), WarningCode>;
@@ -462,6 +465,15 @@ fn split_name(value: &str, last_name_first: bool) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whitespace_bared_by_removing_control_characters_is_trimmed_too() {
+        let mut out = String::new();
+        clean_text("\0\u{a0}A\u{a0}\u{1}", false, &mut out);
+        assert_eq!(out, "A");
+        clean_text("a\u{1}\n b", false, &mut out);
+        assert_eq!(out, "a b");
+    }
 
     fn norm() -> Normalizer {
         Normalizer::new(Date::new(2026, 11, 22).unwrap())

@@ -515,3 +515,92 @@ fn the_receiver_refuses_to_start_without_a_secret() {
         "{stderr}"
     );
 }
+
+#[test]
+fn secrets_never_show_in_output_logs_ledger_or_outbox() {
+    const WRONG_KEY: &str = "SK-wrong-8e2f61d0c4";
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("trace.log");
+    let log_arg = log.to_str().unwrap().to_owned();
+    let trace = ["--log-level", "trace", "--log-file", &log_arg];
+    let mut seen: Vec<Vec<u8>> = Vec::new();
+    // An upload refused for a wrong store key.
+    let server = MockServer::start("");
+    let file = csv_rows(3);
+    let refused = rrfeed(&server, state.path())
+        .env("RRFEED_STORE_API_KEY", WRONG_KEY)
+        .args(trace)
+        .args(["upload", "--json"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(77));
+    seen.extend([refused.stdout, refused.stderr]);
+    // The receiver: the secret in the path, in a Bearer header, and a wrong one.
+    let receiver = Receiver::start(state.path(), &trace);
+    let url = receiver.url.clone();
+    let statuses = runtime().block_on(async {
+        let client = reqwest::Client::new();
+        let json = "application/json";
+        vec![
+            post(
+                &client,
+                &format!("{url}/{SECRET}"),
+                customer("C1", "A"),
+                json,
+                None,
+            )
+            .await
+            .0,
+            post(&client, &url, customer("C2", "B"), json, Some(SECRET))
+                .await
+                .0,
+            post(
+                &client,
+                &format!("{url}/{WRONG_KEY}"),
+                customer("C3", "C"),
+                json,
+                None,
+            )
+            .await
+            .0,
+        ]
+    });
+    assert_eq!(statuses, [200, 200, 401]);
+    drop(receiver);
+    for args in [
+        vec!["config", "check"],
+        vec!["webhook", "status"],
+        vec!["webhook", "export", "--format", "json"],
+    ] {
+        let output = Command::new(assert_cmd::cargo::cargo_bin!("rrfeed"))
+            .args(trace)
+            .args(&args)
+            .env_clear()
+            .env("RRFEED_WEBHOOK_SECRET", SECRET)
+            .env("RRFEED_STATE_DIR", state.path())
+            .env("RRFEED_PARTNER_API_KEY", "PK-any")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        seen.extend([output.stdout, output.stderr]);
+    }
+    for entry in std::fs::read_dir(state.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            seen.push(std::fs::read(&path).unwrap());
+        }
+    }
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("TRACE") || logged.contains("DEBUG"),
+        "{logged}"
+    );
+    assert!(seen.len() > 8);
+    for (i, bytes) in seen.iter().enumerate() {
+        let text = String::from_utf8_lossy(bytes);
+        for secret in [SECRET, WRONG_KEY] {
+            assert!(!text.contains(secret), "output {i} shows a secret: {text}");
+        }
+    }
+}
