@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -106,9 +107,14 @@ async fn serve_inner(
         let _ = out.flush();
     }
     tracing::info!(%addr, outbox = %outbox_path.display(), "webhook receiver started");
-    let served = axum::serve(listener, server::router(Arc::new(receiver)))
-        .with_graceful_shutdown(crate::signal::shutdown())
-        .await;
+    let served = server::serve(
+        listener,
+        server::router(Arc::new(receiver)),
+        settings.request_timeout,
+        settings.request_timeout + Duration::from_secs(5),
+        crate::signal::shutdown(),
+    )
+    .await;
     // Every request handler (and with it every writer handle) is gone: the writer drains and ends.
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     tracing::info!("webhook receiver stopped");

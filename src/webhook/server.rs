@@ -15,6 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::BodyExt;
 use jiff::civil::Date;
 use secrecy::ExposeSecret;
 use serde::Serialize;
@@ -60,6 +61,57 @@ impl Receiver {
     fn authentic(&self, given: &str) -> bool {
         blake3::hash(given.as_bytes()) == self.secret
     }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets the requests in progress finish
+/// (for at most `grace`). Unlike `axum::serve`, a client must send its request head within
+/// `header_timeout`: a connection that trickles its headers (slowloris) is closed.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    header_timeout: Duration,
+    grace: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                // Out of file descriptors and the like: wait a little instead of spinning.
+                Err(e) => {
+                    warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let service =
+            hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                tower::ServiceExt::oneshot(router.clone(), request.map(Body::new))
+            });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(TokioIo::new(tcp), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // A client that goes away or times out is not the receiver's problem.
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!("requests still in progress after the grace period were cut off");
+    }
+    Ok(())
 }
 
 /// The receiver's routes.
@@ -198,49 +250,56 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
 }
 
+/// How much of a body that is too large is still read (and thrown away) so that the client, still
+/// sending, gets the 413 instead of a broken connection.
+const DRAIN_LIMIT: usize = 8 << 20;
+
 /// The whole body, within the size limit and the request timeout.
 async fn read_body(
     receiver: &Receiver,
     headers: &HeaderMap,
     body: Body,
-) -> Result<bytes::Bytes, Response> {
-    let too_large = || {
-        failure(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("the body is larger than {} bytes", receiver.max_body_bytes),
-        )
-    };
+) -> Result<Vec<u8>, Response> {
+    let max = receiver.max_body_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > receiver.max_body_bytes) {
-        return Err(too_large());
-    }
-    let read = axum::body::to_bytes(body, receiver.max_body_bytes);
+    let read = async {
+        let mut body = body;
+        let mut bytes = Vec::new();
+        let mut seen = 0usize;
+        let mut too_large = declared.is_some_and(|n| n > max);
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else {
+                continue;
+            };
+            seen += data.len();
+            too_large |= seen > max;
+            if too_large && seen > DRAIN_LIMIT {
+                break;
+            }
+            if !too_large {
+                bytes.extend_from_slice(&data);
+            }
+        }
+        Ok::<_, axum::Error>((bytes, too_large))
+    };
     match tokio::time::timeout(receiver.request_timeout, read).await {
         Err(_) => Err(failure(
             StatusCode::REQUEST_TIMEOUT,
             "the request body did not arrive in time",
         )),
-        Ok(Err(e)) if is_length_limit(&e) => Err(too_large()),
+        Ok(Ok((_, true))) => Err(failure(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body is larger than {max} bytes"),
+        )),
         Ok(Err(e)) => Err(failure(
             StatusCode::BAD_REQUEST,
             &format!("cannot read the body: {e}"),
         )),
-        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Ok((bytes, false))) => Ok(bytes),
     }
-}
-
-fn is_length_limit(e: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if err.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = err.source();
-    }
-    false
 }
 
 fn failure(status: StatusCode, text: &str) -> Response {

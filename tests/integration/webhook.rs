@@ -22,8 +22,12 @@ struct Receiver {
 
 impl Receiver {
     fn start(state: &Path, extra: &[&str]) -> Self {
+        Self::start_at(state, "127.0.0.1:0", extra)
+    }
+
+    fn start_at(state: &Path, listen: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(assert_cmd::cargo::cargo_bin!("rrfeed"))
-            .args(["webhook", "serve", "--listen", "127.0.0.1:0"])
+            .args(["webhook", "serve", "--listen", listen])
             .args(extra)
             .env_clear()
             .env("RRFEED_WEBHOOK_SECRET", SECRET)
@@ -603,4 +607,90 @@ fn secrets_never_show_in_output_logs_ledger_or_outbox() {
             assert!(!text.contains(secret), "output {i} shows a secret: {text}");
         }
     }
+}
+
+#[test]
+fn a_client_that_trickles_its_headers_is_cut_off() {
+    use std::io::{Read, Write};
+    let state = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(state.path(), &["--request-timeout", "500ms"]);
+    let addr = receiver
+        .url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    slow.write_all(b"POST /customer-updates HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    for _ in 0..4 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // Each header byte comes late; the whole head never arrives in time.
+        let _ = slow.write_all(b"X");
+    }
+    let mut answer = Vec::new();
+    let _ = slow.read_to_end(&mut answer);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the connection was kept open"
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    // Meanwhile others are served.
+    let ok = runtime().block_on(post(
+        &reqwest::Client::new(),
+        &format!("{}/{SECRET}", receiver.url),
+        customer("C1", "X"),
+        "application/json",
+        None,
+    ));
+    assert_eq!(ok.0, 200);
+}
+
+#[test]
+fn nothing_acknowledged_is_lost_under_load_across_a_kill_and_a_restart() {
+    let state = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut receiver = Receiver::start_at(state.path(), &listen, &[]);
+    let url = format!("{}/{SECRET}", receiver.url);
+    let rt = runtime();
+    let sending = rt.spawn(async move { load(&url, 6_000, 32).await });
+    let stored = || status(state.path())["updates"].as_i64().unwrap();
+    while stored() < 300 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    receiver.kill_9();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let before = stored();
+    let restarted = Receiver::start_at(state.path(), &listen, &[]);
+    let (acked, failed) = rt.block_on(sending).unwrap();
+    let in_outbox = ids_in_outbox(state.path());
+    drop(restarted);
+    eprintln!(
+        "kill -9 and restart under load: 6000 sent, {} acknowledged, {failed} failed, {} in the outbox \
+         ({before} before the restart)",
+        acked.len(),
+        in_outbox.len()
+    );
+    assert!(
+        in_outbox.len() as i64 > before,
+        "the restarted receiver stored nothing"
+    );
+    let lost: Vec<&String> = acked.difference(&in_outbox).collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged but not in the outbox: {lost:?}"
+    );
 }
