@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod config;
+pub mod crm;
 pub mod customer;
 pub mod driver;
 pub mod error;
