@@ -9,7 +9,7 @@ use crate::cli::MockArgs;
 use crate::config::env;
 use crate::error::Exit;
 use crate::mock::faults::FaultPlan;
-use crate::mock::{INSPECT_PREFIX, Mock, MockConfig, WebhookTarget};
+use crate::mock::{CRM_PREFIX, INSPECT_PREFIX, Mock, MockConfig, WebhookTarget};
 use secrecy::SecretString;
 
 use super::Context;
@@ -111,6 +111,12 @@ fn print_banner(url: &str, config: &MockConfig, overridden: bool) {
     if !config.faults.is_empty() {
         let _ = writeln!(out, "injecting {}", config.faults);
     }
+    let crm = &config.crm;
+    let _ = writeln!(
+        out,
+        "CRM.COM: {url}{CRM_PREFIX} (user {}, organisation {}, password {}; mock only)",
+        crm.username, crm.organisation, crm.password
+    );
     if let Some(target) = &config.webhook {
         let auth = if target.secret.is_some() {
             "with the secret from RRFEED_WEBHOOK_SECRET"

@@ -4,6 +4,7 @@
 //! uses, with faults injected per call ([`faults`]); everything a test may want to see is under `/_mock/`,
 //! apart from the vendor paths: what each store holds and every call received.
 
+pub mod crm;
 pub mod faults;
 pub mod state;
 mod webhook;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,10 +24,15 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
+use crate::crm::wire::Method as CrmMethod;
 use crate::protocol::{self, Endpoint, Envelope, UploadResults, header as h};
+use crm::{CrmAccount, CrmState};
 use faults::{Actions, BadBody, FaultPlan};
 use state::{Accounts, Creds, MockState, MockStore, Refusal, StoreData};
 pub use webhook::WebhookTarget;
+
+/// Where the CRM.COM methods live (`https://<server>/crmapi/rest/v2` at a real CRM.COM).
+pub const CRM_PREFIX: &str = "/crmapi/rest/v2";
 
 /// Where the inspection endpoints live, apart from the vendor's paths.
 pub const INSPECT_PREFIX: &str = "/_mock";
@@ -39,6 +45,9 @@ pub struct MockConfig {
     pub faults: FaultPlan,
     /// Where customer edits are posted (two-way sync), if anywhere.
     pub webhook: Option<WebhookTarget>,
+    /// The CRM.COM user the mock's CRM.COM side accepts, and how long its tokens live.
+    pub crm: CrmAccount,
+    pub crm_token_life: Duration,
 }
 
 impl MockConfig {
@@ -71,6 +80,8 @@ impl MockConfig {
             purge_after: Duration::from_secs(8 * 3600),
             faults: FaultPlan::default(),
             webhook: None,
+            crm: CrmAccount::demo(),
+            crm_token_life: crm::TOKEN_LIFE,
         }
     }
 }
@@ -105,6 +116,7 @@ struct Inner {
     faults: FaultPlan,
     webhook: Option<WebhookTarget>,
     log: Mutex<Log>,
+    crm: Mutex<CrmState>,
 }
 
 #[derive(Default)]
@@ -134,8 +146,14 @@ impl Mock {
                 faults: config.faults,
                 webhook: config.webhook,
                 log: Mutex::new(Log::default()),
+                crm: Mutex::new(CrmState::new(config.crm, config.crm_token_life)),
             }),
         }
+    }
+
+    /// The CRM.COM side's state (tests read it and age its tokens).
+    pub fn crm(&self) -> MutexGuard<'_, CrmState> {
+        self.inner.crm.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn state(&self) -> MutexGuard<'_, MockState> {
@@ -287,6 +305,16 @@ impl Mock {
         });
     }
 
+    /// One CRM.COM call: the answer is always HTTP 200 with the outcome in `status`.
+    fn crm_call(
+        &self,
+        method: CrmMethod,
+        params: &serde_json::Map<String, serde_json::Value>,
+    ) -> Response {
+        let answer = self.crm().handle(method, params, Instant::now());
+        axum::Json(answer).into_response()
+    }
+
     /// The HTTP routes: the vendor's paths and the inspection paths.
     pub fn router(&self) -> Router {
         let mut router = Router::new();
@@ -301,6 +329,33 @@ impl Mock {
                 ),
             );
         }
+        for method in CrmMethod::ALL {
+            let path = format!("{CRM_PREFIX}/{}", method.path());
+            router = if method.is_get() {
+                router.route(
+                    &path,
+                    get(
+                        move |State(mock): State<Mock>,
+                              Query(params): Query<serde_json::Map<String, serde_json::Value>>| async move {
+                            mock.crm_call(method, &params)
+                        },
+                    ),
+                )
+            } else {
+                router.route(
+                    &path,
+                    post(move |State(mock): State<Mock>, body: Bytes| async move {
+                        match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(
+                            &body,
+                        ) {
+                            Ok(params) => mock.crm_call(method, &params),
+                            Err(e) => (StatusCode::BAD_REQUEST, format!("not a JSON object: {e}"))
+                                .into_response(),
+                        }
+                    }),
+                )
+            };
+        }
         router
             .route(&format!("{INSPECT_PREFIX}/stores"), get(inspect_stores))
             .route(
@@ -308,6 +363,7 @@ impl Mock {
                 get(inspect_customers),
             )
             .route(&format!("{INSPECT_PREFIX}/calls"), get(inspect_calls))
+            .route(&format!("{INSPECT_PREFIX}/crm"), get(inspect_crm))
             .route(
                 &format!("{INSPECT_PREFIX}/stores/{{id}}/customers/{{customer}}/edit"),
                 post(webhook::edit_customer),
@@ -488,6 +544,19 @@ async fn inspect_customers(State(mock): State<Mock>, Path(id): Path<String>) -> 
         Some(data) => axum::Json(data.customers()).into_response(),
         None => (StatusCode::NOT_FOUND, format!("no store {id}")).into_response(),
     }
+}
+
+/// What the CRM.COM side holds, and how many writes and token releases it saw.
+async fn inspect_crm(State(mock): State<Mock>) -> Response {
+    let crm = mock.crm();
+    axum::Json(serde_json::json!({
+        "participants": crm.participants.values().collect::<Vec<_>>(),
+        "accounts_receivable": crm.accounts.values().collect::<Vec<_>>(),
+        "writes": crm.writes,
+        "released_tokens": crm.released,
+        "live_tokens": crm.live_tokens(),
+    }))
+    .into_response()
 }
 
 async fn inspect_calls(State(mock): State<Mock>) -> Response {
