@@ -122,6 +122,39 @@ fn tls_hint(detail: &str) -> &'static str {
     }
 }
 
+/// An HTTP client for `base`: https only unless `base` is loopback, certificates verified, `ca_cert`
+/// trusted besides the system's roots. Shared by the Rider Rewards and CRM.COM clients.
+///
+/// Fails when the CA file cannot be read or holds no certificate, or the TLS stack cannot start.
+pub fn http_client(
+    base: &Url,
+    timeout: Duration,
+    connect_timeout: Duration,
+    ca_cert: Option<&std::path::Path>,
+) -> Result<reqwest::Client, ClientError> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(connect_timeout)
+        .user_agent(concat!("rrfeed/", env!("CARGO_PKG_VERSION")))
+        .https_only(!is_loopback(base));
+    if let Some(path) = ca_cert {
+        let ca_err = |detail: String| ClientError::CaCert {
+            path: path.display().to_string(),
+            detail,
+        };
+        let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_err(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(ca_err("no PEM certificate found".into()));
+        }
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder
+        .build()
+        .map_err(|e| ClientError::Build(error_chain(&e)))
+}
+
 /// A store's identity and key, the three headers every feed call carries besides the partner key.
 #[derive(Clone, Debug)]
 pub struct StoreCredentials {
@@ -151,27 +184,12 @@ pub enum ClientError {
 impl Client {
     /// Builds a client. Fails when `--ca-cert` cannot be read or the TLS stack cannot start.
     pub fn new(api: &ApiSettings, store: Option<StoreCredentials>) -> Result<Self, ClientError> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(api.timeout)
-            .connect_timeout(api.connect_timeout)
-            .user_agent(concat!("rrfeed/", env!("CARGO_PKG_VERSION")))
-            .https_only(!is_loopback(&api.base_url));
-        if let Some(path) = &api.ca_cert {
-            let ca_err = |detail: String| ClientError::CaCert {
-                path: path.display().to_string(),
-                detail,
-            };
-            let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_err(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(ca_err("no PEM certificate found".into()));
-            }
-            builder = builder.tls_certs_merge(certs);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| ClientError::Build(error_chain(&e)))?;
+        let http = http_client(
+            &api.base_url,
+            api.timeout,
+            api.connect_timeout,
+            api.ca_cert.as_deref(),
+        )?;
         Ok(Self {
             http,
             base: api.base_url.as_str().trim_end_matches('/').to_owned(),

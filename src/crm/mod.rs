@@ -2,5 +2,7 @@
 //! synced one participant per call.
 //!
 //! - [`wire`]: paths, envelope, identifiers, requests and answers (pure)
+//! - [`client`]: login, token renewal and release, one method per call
 
+pub mod client;
 pub mod wire;

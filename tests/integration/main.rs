@@ -1,6 +1,7 @@
 //! Integration tests: the real `rrfeed` binary against the mock server, started in-process on port 0.
 
 mod contract;
+mod crm;
 mod faults;
 mod helpers;
 mod input;
