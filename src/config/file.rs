@@ -26,6 +26,32 @@ pub struct FileConfig {
     pub stores: Vec<StoreConfig>,
     #[serde(default)]
     pub webhook: WebhookConfig,
+    /// CRM.COM, for stores whose `destination` is `crm` (SPEC §8).
+    pub crm: Option<CrmConfig>,
+}
+
+/// `[crm]`: where and how to sync rewards participants.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrmConfig {
+    /// `https://<server>/crmapi/rest/v2` (no default).
+    pub url: String,
+    pub username: String,
+    pub password: SecretRef,
+    pub organisation: String,
+    /// The unit participants are signed up by (`sign_up_by_unit_identifier`, by name).
+    pub unit: String,
+    /// The classification of new accounts receivable (by name).
+    pub classification: Option<String>,
+    /// Reward schemes new participants join (by name).
+    #[serde(default)]
+    pub schemes: Vec<String>,
+    /// The export column holding the accounts-receivable number (not one of the 25 fields).
+    pub accounts_receivable_column: Option<String>,
+    /// The customer field whose value becomes a new participant's access token.
+    pub access_token_field: Option<String>,
+    /// `udf_string_1` … `udf_string_8` → customer field; the defaults of SPEC §8 when absent.
+    pub udf: Option<BTreeMap<String, String>>,
 }
 
 /// `[webhook]`: the receiver of customer edits (SPEC §6).
@@ -86,6 +112,8 @@ pub struct StoreConfig {
     pub encoding: Option<String>,
     pub delimiter: Option<String>,
     pub mapping: Option<MappingConfig>,
+    /// `rider-rewards` (the default) or `crm`.
+    pub destination: Option<String>,
 }
 
 /// A `[mapping]` table: how an export's columns become the 25 fields.

@@ -3,6 +3,7 @@
 //! https, secrets are read from their references and wrapped so that they never print. The core never
 //! sees clap, `std::env` or TOML.
 
+mod crm;
 pub mod file;
 mod webhook;
 
@@ -17,6 +18,7 @@ use tracing::warn;
 use crate::client::is_loopback;
 use crate::mapping::MappingRules;
 use crate::source::{Encoding, Format};
+pub use crm::{CrmSettings, DEFAULT_UDF, Destination};
 use file::{FileConfig, SecretRef, StoreConfig};
 pub use webhook::{WebhookOverrides, WebhookSettings};
 
