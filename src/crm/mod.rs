@@ -3,6 +3,8 @@
 //!
 //! - [`wire`]: paths, envelope, identifiers, requests and answers (pure)
 //! - [`client`]: login, token renewal and release, one method per call
+//! - [`links`]: which participant each customer became, in the ledger
 
 pub mod client;
+pub mod links;
 pub mod wire;
