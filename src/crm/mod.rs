@@ -4,7 +4,9 @@
 //! - [`wire`]: paths, envelope, identifiers, requests and answers (pure)
 //! - [`client`]: login, token renewal and release, one method per call
 //! - [`links`]: which participant each customer became, in the ledger
+//! - [`plan`]: what to create, and what to change in an existing participant (pure)
 
 pub mod client;
 pub mod links;
+pub mod plan;
 pub mod wire;
