@@ -92,6 +92,9 @@ pub enum Command {
     /// Receive customers' own profile edits from Rider Rewards and hand them to the dealer system
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// Sync an export to CRM.COM rewards participants, and manage participants ([crm] in rrfeed.toml)
+    #[command(subcommand)]
+    Crm(CrmCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions(CompletionsArgs),
     /// Print the manual page (roff) on stdout
@@ -102,6 +105,112 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Validate the configuration and print the resolved settings, secrets redacted
     Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CrmCommand {
+    /// Create, update (only what changed) and optionally terminate participants to match an export
+    Sync(CrmSyncArgs),
+    /// Record which participant a customer is (after a create whose answer was lost), or that none is
+    Link(CrmLinkArgs),
+    /// Show a participant
+    Show(CrmNumberArgs),
+    /// Terminate a participant
+    Terminate(CrmTerminateArgs),
+    /// Block or unblock a participant's spending
+    SpendBlocking(CrmSpendBlockingArgs),
+    /// The total amount awarded to a participant, per scheme
+    Awarded(CrmAwardedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CrmSyncArgs {
+    /// The customer export; `-` reads stdin
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Read the export as this configured store does (its mapping, encoding, delimiter)
+    #[arg(long, value_name = "NAME")]
+    pub store: Option<String>,
+    /// Show the planned creates, updates and terminations; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Calls in flight at once
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64), value_name = "N")]
+    pub jobs: u16,
+    /// At most this many calls a second
+    #[arg(long, value_name = "RATE")]
+    pub max_rps: Option<f64>,
+    /// Terminate linked participants absent from the export (behind the shrink guard)
+    #[arg(long)]
+    pub terminate_missing: bool,
+    /// Terminate even when more participants would go than the shrink guard allows
+    #[arg(long, requires = "terminate_missing")]
+    pub force: bool,
+    /// Write the rows that failed or need attention to this CSV file
+    #[arg(long, value_name = "OUT.csv")]
+    pub rejects: Option<PathBuf>,
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CrmLinkArgs {
+    /// The customer's PartnerCustomerID
+    pub partner_customer_id: String,
+    /// The participant number it became (e.g. RP0000000012)
+    #[arg(required_unless_present = "none", conflicts_with = "none")]
+    pub number: Option<String>,
+    /// No participant was created: the next sync creates one
+    #[arg(long)]
+    pub none: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CrmNumberArgs {
+    /// The participant number
+    pub number: String,
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CrmTerminateArgs {
+    /// The participant number
+    pub number: String,
+    #[arg(long, value_enum)]
+    pub reason: crate::crm::wire::TerminationReason,
+    /// The participant that replaces it (required with --reason duplication)
+    #[arg(long, value_name = "NUMBER", required_if_eq("reason", "duplication"))]
+    pub replaced_by: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CrmSpendBlockingArgs {
+    #[arg(value_parser = ["enable", "disable"])]
+    pub action: String,
+    /// The participant number
+    pub number: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CrmAwardedArgs {
+    /// The participant number
+    pub number: String,
+    /// From this date (YYYY-MM-DD)
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<jiff::civil::Date>,
+    /// To this date, inclusive (YYYY-MM-DD)
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<jiff::civil::Date>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,6 +15,8 @@ use crate::warnings::{Issue, WarningCode};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Customer {
     values: [String; FIELD_COUNT],
+    /// The accounts-receivable number, where a CRM.COM sync reads one (empty otherwise).
+    accounts_receivable: String,
 }
 
 impl Customer {
@@ -24,6 +26,11 @@ impl Customer {
 
     pub fn values(&self) -> &[String; FIELD_COUNT] {
         &self.values
+    }
+
+    /// The accounts-receivable number (CRM.COM), if the export gave one.
+    pub fn accounts_receivable(&self) -> Option<&str> {
+        Some(self.accounts_receivable.as_str()).filter(|v| !v.is_empty())
     }
 
     /// Appends the row as the vendor's JSON object (every key present, values as strings).
@@ -40,6 +47,8 @@ pub struct RawCustomer<'a> {
     pub birth_date: Option<&'a str>,
     /// A whole name, split into first and last where those are not given.
     pub full_name: Option<&'a str>,
+    /// A CRM.COM accounts-receivable number (not one of the 25 fields).
+    pub accounts_receivable: Option<&'a str>,
     /// Set by a reader that checked the whole record at once (see [`has_control_bytes`]): no value
     /// holds a control character, so none needs cleaning.
     pub plain: bool,
@@ -90,6 +99,11 @@ impl Normalizer {
     /// and reported in `issues`; the caller decides whether that is fatal (`--strict`).
     pub fn parse_into(&self, raw: &RawCustomer, out: &mut Customer, issues: &mut Vec<Issue>) {
         let derived = Derived::from_raw(raw, &self.rules, issues);
+        clean_text(
+            raw.accounts_receivable.unwrap_or_default(),
+            raw.plain,
+            &mut out.accounts_receivable,
+        );
         for field in Field::ALL {
             let slot = &mut out.values[field as usize];
             slot.clear();

@@ -18,6 +18,8 @@ pub enum Target {
     BirthDate,
     /// A whole name, split into first and last.
     FullName,
+    /// The accounts-receivable number of a CRM.COM sync (a configured column, not a customer field).
+    AccountsReceivable,
     Ignore,
 }
 
@@ -111,6 +113,15 @@ pub struct MappingRules {
     pub last_name_first: bool,
     /// Values for fields the export leaves empty.
     pub defaults: Vec<(Field, String)>,
+}
+
+impl MappingRules {
+    /// The same rules, reading `column` as the accounts-receivable number (CRM.COM, SPEC §8).
+    pub fn with_accounts_receivable(mut self, column: &str) -> Self {
+        self.columns
+            .insert(header_key(column), Target::AccountsReceivable);
+        self
+    }
 }
 
 impl MappingRules {

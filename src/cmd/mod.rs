@@ -2,6 +2,7 @@
 //! result on stdout and returns the exit code.
 
 pub mod config_check;
+pub mod crm;
 pub mod history;
 pub mod mock;
 pub mod stores;

@@ -5,8 +5,10 @@
 //! - [`client`]: login, token renewal and release, one method per call
 //! - [`links`]: which participant each customer became, in the ledger
 //! - [`plan`]: what to create, and what to change in an existing participant (pure)
+//! - [`sync`]: `crm sync`, row by row with bounded concurrency
 
 pub mod client;
 pub mod links;
 pub mod plan;
+pub mod sync;
 pub mod wire;

@@ -22,6 +22,7 @@ struct RawRow {
     fields: [Span; FIELD_COUNT],
     birth_date: Span,
     full_name: Span,
+    accounts_receivable: Span,
     plain: bool,
     at: Location,
 }
@@ -61,10 +62,12 @@ impl RawBatch {
         let fields = raw.fields.map(&mut span);
         let birth_date = span(raw.birth_date);
         let full_name = span(raw.full_name);
+        let accounts_receivable = span(raw.accounts_receivable);
         self.rows.push(RawRow {
             fields,
             birth_date,
             full_name,
+            accounts_receivable,
             plain: raw.plain,
             at,
         });
@@ -79,6 +82,7 @@ impl RawBatch {
             fields: std::array::from_fn(|i| text(&row.fields[i])),
             birth_date: text(&row.birth_date),
             full_name: text(&row.full_name),
+            accounts_receivable: text(&row.accounts_receivable),
             plain: row.plain,
         }
     }

@@ -180,6 +180,7 @@ fn raw_customer<'r>(record: &'r StringRecord, targets: &[Target]) -> RawCustomer
             Target::Field(f) => raw.set(f, value),
             Target::BirthDate => raw.birth_date = Some(value),
             Target::FullName => raw.full_name = Some(value),
+            Target::AccountsReceivable => raw.accounts_receivable = Some(value),
             Target::Ignore => {}
         }
     }

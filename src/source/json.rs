@@ -23,6 +23,7 @@ struct RowBuf {
     given: [bool; FIELD_COUNT],
     birth_date: Option<String>,
     full_name: Option<String>,
+    accounts_receivable: Option<String>,
 }
 
 impl RowBuf {
@@ -30,6 +31,7 @@ impl RowBuf {
         self.given = [false; FIELD_COUNT];
         self.birth_date = None;
         self.full_name = None;
+        self.accounts_receivable = None;
     }
 
     fn raw(&self) -> RawCustomer<'_> {
@@ -41,6 +43,7 @@ impl RowBuf {
         }
         raw.birth_date = self.birth_date.as_deref();
         raw.full_name = self.full_name.as_deref();
+        raw.accounts_receivable = self.accounts_receivable.as_deref();
         raw
     }
 }
@@ -299,6 +302,7 @@ impl<'de> Visitor<'de> for RowSeed<'_, '_, '_> {
                 }
                 Target::BirthDate => buf.birth_date.insert(String::new()),
                 Target::FullName => buf.full_name.insert(String::new()),
+                Target::AccountsReceivable => buf.accounts_receivable.insert(String::new()),
                 Target::Ignore => {
                     map.next_value::<IgnoredAny>()?;
                     continue;

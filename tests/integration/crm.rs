@@ -133,3 +133,211 @@ fn a_call_without_an_answer_is_an_unknown_outcome_and_shows_no_secret_or_url() {
     assert!(!err.to_string().contains("demo-crm-password"), "{err}");
     assert!(!err.to_string().contains("127.0.0.1:9/"), "{err}");
 }
+
+/// A state dir with a config pointing `[crm]` at the mock.
+struct CrmSetup {
+    dir: tempfile::TempDir,
+}
+
+impl CrmSetup {
+    fn new(server: &MockServer) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("rrfeed.toml"),
+            format!(
+                "[crm]\nurl = \"{}/crmapi/rest/v2\"\nusername = \"demo-crm-user\"\n\
+                 password = {{ env = \"CRM_PASSWORD\" }}\norganisation = \"DEMO\"\nunit = \"Dealer Sales\"\n\
+                 schemes = [\"Riders\"]\naccounts_receivable_column = \"AR Number\"\n",
+                server.url
+            ),
+        )
+        .unwrap();
+        Self { dir }
+    }
+
+    /// `crm sync FILE --json` plus `extra`; (exit code, summary).
+    fn sync(&self, file: &std::path::Path, extra: &[&str]) -> (i32, Value) {
+        let output = assert_cmd::Command::cargo_bin("rrfeed")
+            .unwrap()
+            .env_clear()
+            .env("CRM_PASSWORD", "demo-crm-password")
+            .env("RRFEED_STATE_DIR", self.dir.path().join("state"))
+            .current_dir(self.dir.path())
+            .args(["crm", "sync", "--json"])
+            .arg(file)
+            .args(extra)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let summary = serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|_| panic!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr)));
+        (output.status.code().unwrap(), summary)
+    }
+}
+
+/// `rows` customers, each changed by `edit` (index, values) before it is written.
+fn export(rows: usize, edit: impl Fn(usize, &mut Vec<String>)) -> tempfile::NamedTempFile {
+    let mut text = String::from("Customer ID,First Name,Last Name,Email,Mobile,AR Number\n");
+    for i in 0..rows {
+        let mut row = vec![
+            format!("C{i:05}"),
+            format!("First{i}"),
+            format!("Last{i}"),
+            format!("user{i}@example.com"),
+            format!("(414) 555-{:04}", i % 10_000),
+            String::new(),
+        ];
+        edit(i, &mut row);
+        if !row.is_empty() {
+            text.push_str(&row.join(","));
+            text.push('\n');
+        }
+    }
+    crate::helpers::file_with(text.as_bytes(), ".csv")
+}
+
+fn counts(summary: &Value) -> [u64; 6] {
+    [
+        "created",
+        "updated",
+        "unchanged",
+        "terminated",
+        "failed",
+        "needs_attention",
+    ]
+    .map(|k| summary[k].as_u64().unwrap())
+}
+
+fn writes(server: &MockServer, method: &str) -> u64 {
+    server.mock.crm().writes.get(method).copied().unwrap_or(0)
+}
+
+#[test]
+fn a_second_sync_of_the_same_file_writes_nothing() {
+    let server = MockServer::start("");
+    let setup = CrmSetup::new(&server);
+    let file = export(2000, |_, _| {});
+    let (code, first) = setup.sync(file.path(), &["--jobs", "8"]);
+    eprintln!("first sync: {first}");
+    assert_eq!(code, 0, "{first}");
+    assert_eq!(counts(&first), [2000, 0, 0, 0, 0, 0]);
+    assert_eq!(writes(&server, "rewards_participants/create"), 2000);
+    let (code, second) = setup.sync(file.path(), &["--jobs", "8"]);
+    eprintln!("second sync: {second}");
+    assert_eq!(code, 0, "{second}");
+    assert_eq!(counts(&second), [0, 0, 2000, 0, 0, 0]);
+    let crm = server.mock.crm();
+    assert_eq!(
+        crm.writes.values().sum::<u64>(),
+        2000,
+        "the second sync wrote something"
+    );
+    assert_eq!(
+        (crm.released, crm.live_tokens()),
+        (2, 0),
+        "each run released its token"
+    );
+}
+
+#[test]
+fn an_edited_row_updates_only_that_participants_changed_fields() {
+    let server = MockServer::start("");
+    let setup = CrmSetup::new(&server);
+    setup.sync(export(20, |_, _| {}).path(), &[]);
+    let edited = export(20, |i, row| {
+        if i == 5 {
+            row[3] = "New.Address@Example.com".into();
+        }
+    });
+    let (code, summary) = setup.sync(edited.path(), &[]);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(counts(&summary), [0, 1, 19, 0, 0, 0]);
+    assert_eq!(writes(&server, "rewards_participants/update"), 1);
+    let crm = server.mock.crm();
+    let participant = crm
+        .participants
+        .values()
+        .find(|p| p.udf_strings[0].as_deref() == Some("C00005"))
+        .unwrap();
+    assert_eq!(
+        participant.udf_strings[2].as_deref(),
+        Some("new.address@example.com")
+    );
+    assert_eq!(participant.udf_strings[3].as_deref(), Some("4145550005"));
+}
+
+#[test]
+fn a_removed_row_is_terminated_only_with_terminate_missing() {
+    let server = MockServer::start("");
+    let setup = CrmSetup::new(&server);
+    setup.sync(export(20, |_, _| {}).path(), &[]);
+    let without_7 = export(20, |i, row| {
+        if i == 7 {
+            row.clear();
+        }
+    });
+    let (_, plain) = setup.sync(without_7.path(), &[]);
+    assert_eq!(counts(&plain)[3], 0);
+    let (code, dry) = setup.sync(without_7.path(), &["--terminate-missing", "--dry-run"]);
+    assert_eq!((code, counts(&dry)[3]), (0, 1));
+    assert_eq!(
+        writes(&server, "rewards_participants/terminate"),
+        0,
+        "a dry run writes nothing"
+    );
+    let (code, summary) = setup.sync(without_7.path(), &["--terminate-missing"]);
+    assert_eq!((code, counts(&summary)[3]), (0, 1), "{summary}");
+    let crm = server.mock.crm();
+    let gone = crm
+        .participants
+        .values()
+        .find(|p| p.udf_strings[0].as_deref() == Some("C00007"))
+        .unwrap();
+    assert_eq!(gone.life_cycle_state, "TERMINATED");
+}
+
+#[test]
+fn an_accounts_receivable_number_finds_the_participant_instead_of_creating_one() {
+    let server = MockServer::start("");
+    let setup = CrmSetup::new(&server);
+    setup.sync(export(1, |_, _| {}).path(), &[]);
+    // The link is lost (say the ledger was reset); the export now names the accounts receivable.
+    let forgot = assert_cmd::Command::cargo_bin("rrfeed")
+        .unwrap()
+        .env_clear()
+        .env("RRFEED_STATE_DIR", setup.dir.path().join("state"))
+        .current_dir(setup.dir.path())
+        .args(["crm", "link", "C00000", "--none"])
+        .output()
+        .unwrap();
+    assert!(forgot.status.success());
+    let with_account = export(1, |_, row| row[5] = "ACR0000000001".into());
+    let (code, summary) = setup.sync(with_account.path(), &[]);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(counts(&summary), [0, 0, 1, 0, 0, 0]);
+    assert_eq!(
+        writes(&server, "rewards_participants/create"),
+        1,
+        "no duplicate participant"
+    );
+}
+
+#[test]
+fn a_refused_crm_login_exits_77() {
+    let server = MockServer::start("");
+    let setup = CrmSetup::new(&server);
+    let output = assert_cmd::Command::cargo_bin("rrfeed")
+        .unwrap()
+        .env_clear()
+        .env("CRM_PASSWORD", "not-the-password")
+        .env("RRFEED_STATE_DIR", setup.dir.path().join("state"))
+        .current_dir(setup.dir.path())
+        .args(["crm", "sync"])
+        .arg(export(3, |_, _| {}).path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(77));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("not-the-password"), "{stderr}");
+    assert_eq!(server.mock.crm().participants.len(), 0);
+}

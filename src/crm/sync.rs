@@ -1,0 +1,406 @@
+//! `crm sync` (SPEC §8): brings CRM.COM's rewards participants in line with an export, one participant
+//! per call, with bounded concurrency. Linked customers are shown and updated only where a mapped field
+//! changed; unlinked ones are found through their accounts receivable or created; a create whose answer
+//! was lost is never repeated blindly but recorded as needing attention.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use jiff::Timestamp;
+use serde::Serialize;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::client::{CrmClient, CrmError};
+use super::links::{Link, LinkError, Links};
+use super::plan;
+use super::wire::{Identifier, ListQuery, Participant, Terminate, TerminationReason};
+use crate::config::CrmSettings;
+use crate::customer::Customer;
+use crate::protocol::Field;
+use crate::source::Location;
+
+/// How a sync runs.
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    /// Plan only: reads (`show`, `list`) but no write.
+    pub dry_run: bool,
+    /// Calls in flight at once.
+    pub jobs: usize,
+    /// At most this many calls a second, if set.
+    pub max_rps: Option<f64>,
+    /// Terminate linked participants absent from the export.
+    pub terminate_missing: bool,
+    /// Terminate even when more than `shrink_ratio` of the linked participants would go.
+    pub force: bool,
+    pub shrink_ratio: f64,
+}
+
+/// What happened to one row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Created,
+    Updated,
+    Unchanged,
+    Failed,
+    NeedsAttention,
+}
+
+/// A row that failed or needs attention, for the summary and the rejects file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub line: u64,
+    pub partner_customer_id: String,
+    pub outcome: Outcome,
+    pub reason: String,
+}
+
+/// The counts of a sync (SPEC §8), with its problems.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SyncSummary {
+    pub rows: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub terminated: u64,
+    pub failed: u64,
+    pub needs_attention: u64,
+    pub dry_run: bool,
+    pub problems: Vec<Problem>,
+}
+
+impl SyncSummary {
+    fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Created => self.created += 1,
+            Outcome::Updated => self.updated += 1,
+            Outcome::Unchanged => self.unchanged += 1,
+            Outcome::Failed => self.failed += 1,
+            Outcome::NeedsAttention => self.needs_attention += 1,
+        }
+    }
+
+    /// Whether every row went through (exit 0; otherwise 3).
+    pub fn complete(&self) -> bool {
+        self.failed == 0 && self.needs_attention == 0
+    }
+}
+
+/// Why a sync stopped as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Login refused (exit 77).
+    #[error(transparent)]
+    Login(CrmError),
+    #[error(transparent)]
+    Links(#[from] LinkError),
+    /// `--terminate-missing` would end too many participants (exit 65).
+    #[error(
+        "--terminate-missing would terminate {missing} of {linked} linked participants, more than \
+         {:.0}% (the export may be incomplete); check it, or pass --force", ratio * 100.0
+    )]
+    Shrink {
+        missing: usize,
+        linked: usize,
+        ratio: f64,
+    },
+}
+
+/// Spaces calls out to at most `rps` a second.
+struct Pace {
+    gap: Option<Duration>,
+    next: tokio::sync::Mutex<Instant>,
+}
+
+impl Pace {
+    fn new(rps: Option<f64>) -> Self {
+        Pace {
+            gap: rps
+                .filter(|r| *r > 0.0)
+                .map(|r| Duration::from_secs_f64(1.0 / r)),
+            next: tokio::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    async fn wait(&self) {
+        let Some(gap) = self.gap else { return };
+        let at = {
+            let mut next = self.next.lock().await;
+            let at = (*next).max(Instant::now());
+            *next = at + gap;
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// Everything a row's work shares.
+struct Shared<'a> {
+    client: &'a CrmClient,
+    links: &'a Mutex<Links>,
+    settings: &'a CrmSettings,
+    options: &'a SyncOptions,
+    pace: Pace,
+    now: Timestamp,
+}
+
+/// Syncs `rows` (customers in file order, with their lines), then terminates the missing if asked.
+///
+/// Fails when the login is refused, the link table cannot be used, or the shrink guard refuses.
+pub async fn sync(
+    client: &CrmClient,
+    links: Links,
+    settings: &CrmSettings,
+    rows: Vec<(Customer, Location)>,
+    options: &SyncOptions,
+    now: Timestamp,
+) -> Result<SyncSummary, SyncError> {
+    client.log_in().await.map_err(SyncError::Login)?;
+    let links = Mutex::new(links);
+    let shared = Shared {
+        client,
+        links: &links,
+        settings,
+        options,
+        pace: Pace::new(options.max_rps),
+        now,
+    };
+    let mut summary = SyncSummary {
+        rows: rows.len() as u64,
+        dry_run: options.dry_run,
+        ..SyncSummary::default()
+    };
+    let missing = if options.terminate_missing {
+        Some(missing_from(&links, &rows, options)?)
+    } else {
+        None
+    };
+    let mut outcomes = futures_util::stream::iter(rows.iter())
+        .map(|(customer, at)| row(&shared, customer, *at))
+        .buffer_unordered(options.jobs.max(1));
+    while let Some((outcome, problem)) = outcomes.next().await {
+        summary.count(outcome);
+        summary.problems.extend(problem);
+    }
+    drop(outcomes);
+    for (id, number) in missing.unwrap_or_default() {
+        match terminate(&shared, &number).await {
+            Ok(()) => summary.terminated += 1,
+            Err(reason) => {
+                summary.failed += 1;
+                summary.problems.push(Problem {
+                    line: 0,
+                    partner_customer_id: id,
+                    outcome: Outcome::Failed,
+                    reason,
+                });
+            }
+        }
+    }
+    summary.problems.sort_by_key(|p| p.line);
+    Ok(summary)
+}
+
+/// Linked customers absent from the export, refused past the shrink guard.
+fn missing_from(
+    links: &Mutex<Links>,
+    rows: &[(Customer, Location)],
+    options: &SyncOptions,
+) -> Result<Vec<(String, String)>, SyncError> {
+    let present: std::collections::HashSet<&str> = rows
+        .iter()
+        .map(|(c, _)| c.get(Field::PartnerCustomerId))
+        .collect();
+    let linked = links.lock().unwrap_or_else(|p| p.into_inner()).linked()?;
+    let missing: Vec<(String, String)> = linked
+        .iter()
+        .filter(|(id, _)| !present.contains(id.as_str()))
+        .cloned()
+        .collect();
+    let too_many = missing.len() as f64 > options.shrink_ratio * linked.len() as f64;
+    if too_many && !options.force && !missing.is_empty() {
+        return Err(SyncError::Shrink {
+            missing: missing.len(),
+            linked: linked.len(),
+            ratio: options.shrink_ratio,
+        });
+    }
+    Ok(missing)
+}
+
+async fn terminate(shared: &Shared<'_>, number: &str) -> Result<(), String> {
+    if shared.options.dry_run {
+        info!(participant = number, "would terminate");
+        return Ok(());
+    }
+    shared.pace.wait().await;
+    let request = Terminate {
+        token: String::new(),
+        rewards_participant_identifier: Identifier::number(number),
+        termination_reason: TerminationReason::CustomerRequest,
+        replaced_by_rewards_participant_identifier: None,
+    };
+    shared
+        .client
+        .terminate(&request)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// One row: its outcome, and the problem to report if it did not go through.
+async fn row(shared: &Shared<'_>, customer: &Customer, at: Location) -> (Outcome, Option<Problem>) {
+    let id = customer.get(Field::PartnerCustomerId);
+    let result = if id.is_empty() {
+        Err((
+            Outcome::Failed,
+            "no PartnerCustomerID: the row cannot be linked".to_owned(),
+        ))
+    } else {
+        sync_one(shared, id, customer).await
+    };
+    match result {
+        Ok(outcome) => (outcome, None),
+        Err((outcome, reason)) => {
+            warn!(line = at.line, customer = id, %reason, "row not synced");
+            let problem = Problem {
+                line: at.line,
+                partner_customer_id: id.to_owned(),
+                outcome,
+                reason,
+            };
+            (outcome, Some(problem))
+        }
+    }
+}
+
+type RowResult = Result<Outcome, (Outcome, String)>;
+
+fn failed(e: impl std::fmt::Display) -> (Outcome, String) {
+    (Outcome::Failed, e.to_string())
+}
+
+async fn sync_one(shared: &Shared<'_>, id: &str, customer: &Customer) -> RowResult {
+    let link = shared
+        .links
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(id)
+        .map_err(failed)?;
+    match link {
+        Some(Link::NeedsAttention { detail, since }) => Err((
+            Outcome::NeedsAttention,
+            format!(
+                "a create sent {since} may or may not have happened ({detail}); settle it with \
+                 `rrfeed crm link {id} NUMBER` or `rrfeed crm link {id} --none`"
+            ),
+        )),
+        Some(Link::Linked { participant, .. }) => {
+            shared.pace.wait().await;
+            let held = shared
+                .client
+                .show(&Identifier::number(&participant))
+                .await
+                .map_err(failed)?;
+            update_if_changed(shared, &held, customer).await
+        }
+        None => match customer.accounts_receivable() {
+            Some(account) => find_or_create(shared, id, customer, account).await,
+            None => create(shared, id, customer, None).await,
+        },
+    }
+}
+
+async fn update_if_changed(
+    shared: &Shared<'_>,
+    held: &Participant,
+    customer: &Customer,
+) -> RowResult {
+    let changes = plan::changes(held, &plan::desired(customer, shared.settings));
+    if changes.is_empty() {
+        return Ok(Outcome::Unchanged);
+    }
+    if !shared.options.dry_run {
+        shared.pace.wait().await;
+        shared
+            .client
+            .update(&plan::update(&held.number, changes))
+            .await
+            .map_err(failed)?;
+    }
+    Ok(Outcome::Updated)
+}
+
+async fn find_or_create(
+    shared: &Shared<'_>,
+    id: &str,
+    customer: &Customer,
+    account: &str,
+) -> RowResult {
+    shared.pace.wait().await;
+    let query = ListQuery {
+        accounts_receivable: Identifier::number(account),
+        life_cycle_state: Some("EFFECTIVE".into()),
+        number_of_results: 2,
+        offset: 0,
+    };
+    let found = shared.client.list(&query).await.map_err(failed)?;
+    match found.as_slice() {
+        [] => create(shared, id, customer, Some(account)).await,
+        [participant] => {
+            if !shared.options.dry_run {
+                shared
+                    .links
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .link(id, &participant.number, Some(account), shared.now)
+                    .map_err(failed)?;
+            }
+            update_if_changed(shared, participant, customer).await
+        }
+        _ => Err(failed(format!(
+            "accounts receivable {account} has more than one EFFECTIVE participant; not guessing"
+        ))),
+    }
+}
+
+async fn create(
+    shared: &Shared<'_>,
+    id: &str,
+    customer: &Customer,
+    account: Option<&str>,
+) -> RowResult {
+    if shared.options.dry_run {
+        return Ok(Outcome::Created);
+    }
+    let request = plan::create(customer, account, shared.settings, shared.now);
+    shared.pace.wait().await;
+    let links = || shared.links.lock().unwrap_or_else(|p| p.into_inner());
+    match shared.client.create(&request).await {
+        Ok(participant) => {
+            let account = participant
+                .accounts_receivable
+                .as_ref()
+                .and_then(|a| a.number.as_deref())
+                .or(account);
+            links()
+                .link(id, &participant.number, account, shared.now)
+                .map_err(failed)?;
+            Ok(Outcome::Created)
+        }
+        Err(e) if e.outcome_unknown() => {
+            links()
+                .needs_attention(id, &e.to_string(), shared.now)
+                .map_err(failed)?;
+            Err((
+                Outcome::NeedsAttention,
+                format!(
+                    "{e}; the participant may or may not exist now: it will not be created again until `rrfeed crm link` settles it"
+                ),
+            ))
+        }
+        Err(e) => Err(failed(e)),
+    }
+}
