@@ -99,7 +99,7 @@ fn setup(global: &GlobalArgs, ctx: &Context) -> Result<(Config, CrmSettings, Crm
     let client = CrmClient::new(
         &settings.base_url,
         settings.login.clone(),
-        std::time::Duration::from_secs(60),
+        settings.timeout,
         ca_cert.as_deref(),
     )
     .map_err(|e| e.to_string())?;

@@ -38,6 +38,8 @@ pub struct CrmSettings {
     pub access_token_field: Option<Field>,
     /// `udf_string_N` (1–8) and the customer field it holds, in N order.
     pub udf: Vec<(u8, Field)>,
+    /// How long to wait for each answer.
+    pub timeout: std::time::Duration,
 }
 
 /// SPEC §8's default mapping.
@@ -98,7 +100,9 @@ impl Config {
             .as_deref()
             .map(|name| field("crm.access_token_field", name))
             .transpose()?;
+        let timeout = self.duration(crm.timeout.as_deref(), "crm.timeout", "60s")?;
         Ok(CrmSettings {
+            timeout,
             base_url,
             login: CrmLogin {
                 username: crm.username.clone(),

@@ -52,6 +52,8 @@ pub struct CrmConfig {
     pub access_token_field: Option<String>,
     /// `udf_string_1` … `udf_string_8` → customer field; the defaults of SPEC §8 when absent.
     pub udf: Option<BTreeMap<String, String>>,
+    /// How long to wait for each answer, e.g. "60s".
+    pub timeout: Option<String>,
 }
 
 /// `[webhook]`: the receiver of customer edits (SPEC §6).

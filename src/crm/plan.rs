@@ -145,6 +145,7 @@ mod tests {
             accounts_receivable_column: None,
             access_token_field: Some(Field::RewardNumber),
             udf: DEFAULT_UDF.to_vec(),
+            timeout: std::time::Duration::from_secs(60),
         }
     }
 

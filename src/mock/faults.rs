@@ -4,6 +4,7 @@
 //! SPEC   := RULE (';' RULE)*
 //! RULE   := TARGET ':' ACTION (',' ACTION)*
 //! TARGET := ENDPOINT ['#' CALLS]        ENDPOINT: ready | begin | upload | end | dealers | *
+//!                                       | crm-login | crm-create | crm-update | … | crm-* (CRM.COM)
 //! CALLS  := N | N-M | N+                (1-based count of that endpoint's calls; all calls if omitted)
 //! ACTION := status=CODE                 answer HTTP CODE without processing the call
 //!         | retry-after=SECS            with a Retry-After header (use with status=429 or 503)
@@ -29,6 +30,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::crm::wire::Method as CrmMethod;
 use crate::protocol::Endpoint;
 
 /// Which calls of an endpoint a rule applies to.
@@ -100,9 +102,18 @@ impl Actions {
     }
 }
 
+/// Which calls a rule is about: Rider Rewards endpoints (`*` for all) or CRM.COM methods (`crm-*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    AnyVendor,
+    Vendor(Endpoint),
+    AnyCrm,
+    Crm(CrmMethod),
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Rule {
-    endpoint: Option<Endpoint>,
+    target: Target,
     calls: Calls,
     actions: Actions,
 }
@@ -140,9 +151,22 @@ impl FaultPlan {
 
     /// The actions for call number `n` (1-based) of `endpoint`.
     pub fn actions(&self, endpoint: Endpoint, n: u64) -> Actions {
+        self.matching(n, |t| {
+            matches!(t, Target::AnyVendor) || t == Target::Vendor(endpoint)
+        })
+    }
+
+    /// The actions for call number `n` (1-based) of a CRM.COM method.
+    pub fn crm_actions(&self, method: CrmMethod, n: u64) -> Actions {
+        self.matching(n, |t| {
+            matches!(t, Target::AnyCrm) || t == Target::Crm(method)
+        })
+    }
+
+    fn matching(&self, n: u64, applies: impl Fn(Target) -> bool) -> Actions {
         let mut out = Actions::default();
         for rule in &self.rules {
-            if rule.endpoint.is_none_or(|e| e == endpoint) && rule.calls.contains(n) {
+            if applies(rule.target) && rule.calls.contains(n) {
                 out.merge(&rule.actions);
             }
         }
@@ -168,12 +192,7 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
         Some((e, c)) => (e.trim(), parse_calls(c.trim())?),
         None => (target.trim(), Calls::All),
     };
-    let endpoint = match endpoint {
-        "*" => None,
-        name => Some(Endpoint::from_name(name).ok_or_else(|| {
-            format!("unknown endpoint {name:?} (ready, begin, upload, end, dealers or *)")
-        })?),
-    };
+    let target = parse_target(endpoint)?;
     let mut parsed = Actions::default();
     // error=TEXT is the last action and its text runs to the end of the rule, commas included (the
     // vendor's own error texts have commas).
@@ -191,10 +210,39 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
         parse_action(error, &mut parsed)?;
     }
     Ok(Rule {
-        endpoint,
+        target,
         calls,
         actions: parsed,
     })
+}
+
+/// `ready`…`dealers` or `*`; `crm-login`, `crm-create`, … (a CRM.COM method, `_` written `-`) or `crm-*`.
+fn parse_target(name: &str) -> Result<Target, String> {
+    if name == "*" {
+        return Ok(Target::AnyVendor);
+    }
+    if name == "crm-*" {
+        return Ok(Target::AnyCrm);
+    }
+    if let Some(method) = name.strip_prefix("crm-") {
+        return CrmMethod::ALL
+            .into_iter()
+            .find(|m| {
+                serde_json::to_value(m).ok().and_then(|v| v.as_str().map(|s| s.replace('_', "-")))
+                    == Some(method.to_owned())
+            })
+            .map(Target::Crm)
+            .ok_or_else(|| {
+                format!("unknown CRM.COM method {method:?} (login, release, list, show, create, update, terminate, enable-spend-blocking, disable-spend-blocking, calculate-total-awarded-amount or *)")
+            });
+    }
+    Endpoint::from_name(name)
+        .map(Target::Vendor)
+        .ok_or_else(|| {
+            format!(
+                "unknown endpoint {name:?} (ready, begin, upload, end, dealers, *, or crm-METHOD)"
+            )
+        })
 }
 
 fn parse_calls(calls: &str) -> Result<Calls, String> {
@@ -307,6 +355,23 @@ mod tests {
         assert_eq!(a.error.as_deref(), Some("Tried to upload 9, causing it"));
         assert_eq!(a.status, Some(200));
         assert!(plan.actions(Endpoint::EndTransaction, 1).drop);
+    }
+
+    #[test]
+    fn crm_methods_have_their_own_rules() {
+        let plan =
+            FaultPlan::parse("crm-create#2:timeout=5s; crm-*:delay=10ms; *:status=503").unwrap();
+        let create = plan.crm_actions(CrmMethod::Create, 2);
+        assert_eq!(create.timeout, Some(Duration::from_secs(5)));
+        assert_eq!(create.delay, Some(Duration::from_millis(10)));
+        assert_eq!(create.status, None, "* is Rider Rewards only");
+        assert_eq!(plan.crm_actions(CrmMethod::Create, 1).timeout, None);
+        assert_eq!(
+            plan.crm_actions(CrmMethod::EnableSpendBlocking, 1).delay,
+            Some(Duration::from_millis(10))
+        );
+        assert!(FaultPlan::parse("crm-enable-spend-blocking:drop").is_ok());
+        assert!(FaultPlan::parse("crm-shove:drop").is_err());
     }
 
     #[test]

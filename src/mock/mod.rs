@@ -122,6 +122,7 @@ struct Inner {
 #[derive(Default)]
 struct Log {
     counts: HashMap<Endpoint, u64>,
+    crm_counts: HashMap<CrmMethod, u64>,
     calls: Vec<CallRecord>,
 }
 
@@ -305,14 +306,45 @@ impl Mock {
         });
     }
 
-    /// One CRM.COM call: the answer is always HTTP 200 with the outcome in `status`.
-    fn crm_call(
+    /// One CRM.COM call: HTTP 200 with the outcome in `status`, unless a fault says otherwise.
+    async fn crm_call(
         &self,
         method: CrmMethod,
         params: &serde_json::Map<String, serde_json::Value>,
     ) -> Response {
-        let answer = self.crm().handle(method, params, Instant::now());
-        axum::Json(answer).into_response()
+        let call = {
+            let mut log = self.log();
+            let n = log.crm_counts.entry(method).or_default();
+            *n += 1;
+            *n
+        };
+        let arrived = Instant::now();
+        let actions = self.inner.faults.crm_actions(method, call);
+        if let Some(delay) = actions.delay {
+            tokio::time::sleep(delay).await;
+        }
+        let mut handled = if actions.skips_processing() {
+            match &actions.error {
+                Some(text) => answer(
+                    200,
+                    to_json(&crate::crm::wire::Envelope::<serde_json::Value> {
+                        data: None,
+                        status: crate::crm::wire::Status::failure("ERROR", text),
+                    }),
+                ),
+                None => fault_answer(&actions).0,
+            }
+        } else {
+            let outcome = self.crm().handle(method, params, Instant::now());
+            let mut handled = answer(200, to_json(&outcome));
+            handled.drop = actions.drop_after;
+            handled
+        };
+        handled.hold = actions.timeout.filter(|_| !handled.drop);
+        if let Some(latency) = actions.latency {
+            tokio::time::sleep_until(arrived + latency).await;
+        }
+        into_response(handled).await
     }
 
     /// The HTTP routes: the vendor's paths and the inspection paths.
@@ -337,7 +369,7 @@ impl Mock {
                     get(
                         move |State(mock): State<Mock>,
                               Query(params): Query<serde_json::Map<String, serde_json::Value>>| async move {
-                            mock.crm_call(method, &params)
+                            mock.crm_call(method, &params).await
                         },
                     ),
                 )
@@ -348,7 +380,7 @@ impl Mock {
                         match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(
                             &body,
                         ) {
-                            Ok(params) => mock.crm_call(method, &params),
+                            Ok(params) => mock.crm_call(method, &params).await,
                             Err(e) => (StatusCode::BAD_REQUEST, format!("not a JSON object: {e}"))
                                 .into_response(),
                         }

@@ -147,12 +147,25 @@ impl CrmSetup {
             format!(
                 "[crm]\nurl = \"{}/crmapi/rest/v2\"\nusername = \"demo-crm-user\"\n\
                  password = {{ env = \"CRM_PASSWORD\" }}\norganisation = \"DEMO\"\nunit = \"Dealer Sales\"\n\
-                 schemes = [\"Riders\"]\naccounts_receivable_column = \"AR Number\"\n",
+                 schemes = [\"Riders\"]\naccounts_receivable_column = \"AR Number\"\ntimeout = \"1s\"\n",
                 server.url
             ),
         )
         .unwrap();
         Self { dir }
+    }
+
+    /// `rrfeed ARGS` with this setup's config and state.
+    fn rrfeed(&self, args: &[&str]) -> std::process::Output {
+        assert_cmd::Command::cargo_bin("rrfeed")
+            .unwrap()
+            .env_clear()
+            .env("CRM_PASSWORD", "demo-crm-password")
+            .env("RRFEED_STATE_DIR", self.dir.path().join("state"))
+            .current_dir(self.dir.path())
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     /// `crm sync FILE --json` plus `extra`; (exit code, summary).
@@ -302,14 +315,7 @@ fn an_accounts_receivable_number_finds_the_participant_instead_of_creating_one()
     let setup = CrmSetup::new(&server);
     setup.sync(export(1, |_, _| {}).path(), &[]);
     // The link is lost (say the ledger was reset); the export now names the accounts receivable.
-    let forgot = assert_cmd::Command::cargo_bin("rrfeed")
-        .unwrap()
-        .env_clear()
-        .env("RRFEED_STATE_DIR", setup.dir.path().join("state"))
-        .current_dir(setup.dir.path())
-        .args(["crm", "link", "C00000", "--none"])
-        .output()
-        .unwrap();
+    let forgot = setup.rrfeed(&["crm", "link", "C00000", "--none"]);
     assert!(forgot.status.success());
     let with_account = export(1, |_, row| row[5] = "ACR0000000001".into());
     let (code, summary) = setup.sync(with_account.path(), &[]);
@@ -340,4 +346,79 @@ fn a_refused_crm_login_exits_77() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("not-the-password"), "{stderr}");
     assert_eq!(server.mock.crm().participants.len(), 0);
+}
+
+#[test]
+fn a_create_whose_answer_is_lost_is_never_repeated_until_linked() {
+    let server = MockServer::start("crm-create#3:timeout=5s");
+    let setup = CrmSetup::new(&server);
+    let file = export(5, |_, _| {});
+    let (code, first) = setup.sync(file.path(), &["--jobs", "1"]);
+    assert_eq!(code, 3, "{first}");
+    assert_eq!(counts(&first), [4, 0, 0, 0, 0, 1]);
+    assert_eq!(first["problems"][0]["partner_customer_id"], "C00002");
+    assert_eq!(first["problems"][0]["outcome"], "needs-attention");
+    // The mock did create it: exactly the case that must not be repeated.
+    assert_eq!(server.mock.crm().participants.len(), 5);
+    let (code, second) = setup.sync(file.path(), &["--jobs", "1"]);
+    assert_eq!(code, 3, "{second}");
+    assert_eq!(
+        counts(&second),
+        [0, 0, 4, 0, 0, 1],
+        "reported again, not created again"
+    );
+    assert_eq!(writes(&server, "rewards_participants/create"), 5);
+    let linked = setup.rrfeed(&["crm", "link", "C00002", "RP0000000003"]);
+    assert!(linked.status.success());
+    let (code, third) = setup.sync(file.path(), &["--jobs", "1"]);
+    assert_eq!((code, counts(&third)), (0, [0, 0, 5, 0, 0, 0]), "{third}");
+    assert_eq!(
+        server.mock.crm().participants.len(),
+        5,
+        "no duplicate participant"
+    );
+}
+
+#[test]
+fn the_admin_commands_show_block_award_and_terminate() {
+    let server = MockServer::start("");
+    let setup = CrmSetup::new(&server);
+    setup.sync(export(1, |_, _| {}).path(), &[]);
+    let json = |args: &[&str]| -> Value {
+        let output = setup.rrfeed(args);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let shown = json(&["crm", "show", "RP0000000001", "--json"]);
+    assert_eq!(shown["udf_string_1"], "C00000");
+    let blocked = json(&["crm", "spend-blocking", "enable", "RP0000000001", "--json"]);
+    assert_eq!(blocked["spend_blocking_state"]["enabled"], true);
+    let awarded = json(&[
+        "crm",
+        "awarded",
+        "RP0000000001",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-11-22",
+        "--json",
+    ]);
+    assert_eq!(awarded["total_awarded_amount"], 10.0);
+    let human = setup.rrfeed(&["crm", "show", "RP0000000001"]);
+    assert!(String::from_utf8_lossy(&human.stdout).contains("participant:          RP0000000001"));
+    let terminated = json(&[
+        "crm",
+        "terminate",
+        "RP0000000001",
+        "--reason",
+        "customer-request",
+        "--json",
+    ]);
+    assert_eq!(terminated["life_cycle_state"], "TERMINATED");
+    let missing = setup.rrfeed(&["crm", "show", "RP0000000099"]);
+    assert_eq!(missing.status.code(), Some(65));
+    // Every command released its token.
+    let crm = server.mock.crm();
+    assert_eq!(crm.live_tokens(), 0);
+    assert_eq!(crm.released, 7);
 }
