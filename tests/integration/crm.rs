@@ -422,3 +422,46 @@ fn the_admin_commands_show_block_award_and_terminate() {
     assert_eq!(crm.live_tokens(), 0);
     assert_eq!(crm.released, 7);
 }
+
+#[test]
+fn a_store_whose_destination_is_crm_is_never_uploaded_to_rider_rewards() {
+    let server = MockServer::start("");
+    let dir = tempfile::tempdir().unwrap();
+    let file = export(3, |_, _| {});
+    std::fs::write(
+        dir.path().join("rrfeed.toml"),
+        format!(
+            "partner_api_key = {{ env = \"RRFEED_PARTNER_API_KEY\" }}\n\
+             [[store]]\nname = \"north\"\nstore_id = \"1001\"\nstore_api_key = {{ env = \"KEY\" }}\nexport = {path:?}\n\
+             [[store]]\nname = \"south\"\nstore_id = \"1002\"\nstore_api_key = {{ env = \"KEY\" }}\nexport = {path:?}\n\
+             destination = \"crm\"\n",
+            path = file.path().to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        crate::helpers::rrfeed(&server, &dir.path().join("state"))
+            .env_remove("RRFEED_STORE_ID")
+            .env("KEY", "demo-store-key")
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let refused = run(&["upload", "--store", "south"]);
+    assert_eq!(refused.status.code(), Some(78));
+    let said = String::from_utf8_lossy(&refused.stdout);
+    assert!(said.contains("rrfeed crm sync --store south"), "{said}");
+    let all = run(&["upload", "--all-stores", "--json"]);
+    assert_eq!(
+        all.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&all.stderr)
+    );
+    assert!(
+        server.mock.store("1002").is_none(),
+        "south went to Rider Rewards"
+    );
+    assert_eq!(server.mock.customer_count("1001"), 3);
+}

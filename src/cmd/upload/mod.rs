@@ -16,7 +16,8 @@ use tracing::info;
 
 use crate::cli::{GlobalArgs, UploadArgs};
 use crate::config::{
-    self, ApiSettings, Config, ConfigError, Guards, Overrides, RetrySettings, StoreSettings,
+    self, ApiSettings, Config, ConfigError, Destination, Guards, Overrides, RetrySettings,
+    StoreSettings,
 };
 use crate::error::{Exit, RunError};
 use crate::mock::{Mock, MockConfig};
@@ -185,7 +186,17 @@ fn chosen_stores(
     ctx: &Context,
 ) -> Result<Vec<StoreSettings>, ConfigError> {
     if args.all_stores {
-        let stores = config.stores(&ctx.env)?;
+        let mut stores = config.stores(&ctx.env)?;
+        // Stores whose customers go to CRM.COM are synced by `rrfeed crm sync`, never uploaded.
+        let mut kept = Vec::with_capacity(stores.len());
+        for store in stores.drain(..) {
+            if config.destination_of(&store.name)? == Destination::Crm {
+                tracing::info!(store = %store.name, "skipping a store whose destination is CRM.COM");
+            } else {
+                kept.push(store);
+            }
+        }
+        let stores = kept;
         if stores.is_empty() {
             return Err(ConfigError::invalid(
                 "--all-stores",
@@ -195,6 +206,14 @@ fn chosen_stores(
         return Ok(stores);
     }
     match (&args.store, config.default_store(&ctx.env)) {
+        (Some(name), _) if config.destination_of(name)? == Destination::Crm => {
+            Err(ConfigError::invalid(
+                format!("store {name}"),
+                format!(
+                    "its destination is CRM.COM: sync it with `rrfeed crm sync --store {name} FILE`"
+                ),
+            ))
+        }
         (Some(name), _) => Ok(vec![config.store_named(name, &ctx.env)?]),
         (None, Ok(store)) => Ok(vec![store]),
         // A dry run sends nothing, so it needs no store credentials.
