@@ -185,6 +185,10 @@ mod tests {
         (dir, outbox)
     }
 
+    fn export_to(outbox: &mut Outbox, format: ExportFormat, all: bool, out: &Path) -> Exported {
+        export(outbox, format, all, Some(out), Timestamp::UNIX_EPOCH).unwrap()
+    }
+
     #[test]
     fn csv_has_the_latest_update_per_customer_and_marks_all_pending() {
         let (dir, mut outbox) = outbox_with(&[
@@ -193,14 +197,7 @@ mod tests {
             r#"{"PartnerCustomerID":"1","CustomerCity":"Milwaukee"}"#,
         ]);
         let out = dir.path().join("updates.csv");
-        let done = export(
-            &mut outbox,
-            ExportFormat::Csv,
-            false,
-            Some(&out),
-            Timestamp::UNIX_EPOCH,
-        )
-        .unwrap();
+        let done = export_to(&mut outbox, ExportFormat::Csv, false, &out);
         assert_eq!((done.customers, done.marked), (2, 3));
         let text = std::fs::read_to_string(&out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -214,14 +211,7 @@ mod tests {
             "{text}"
         );
         assert_eq!(lines.len(), 3);
-        let again = export(
-            &mut outbox,
-            ExportFormat::Csv,
-            false,
-            Some(&out),
-            Timestamp::UNIX_EPOCH,
-        )
-        .unwrap();
+        let again = export_to(&mut outbox, ExportFormat::Csv, false, &out);
         assert_eq!((again.customers, again.marked), (0, 0));
     }
 
@@ -230,22 +220,8 @@ mod tests {
         let (dir, mut outbox) =
             outbox_with(&[r#"{"PartnerCustomerID":"1","ProfilePhoto":"me.jpg"}"#]);
         let out = dir.path().join("updates.json");
-        export(
-            &mut outbox,
-            ExportFormat::Json,
-            false,
-            Some(&out),
-            Timestamp::UNIX_EPOCH,
-        )
-        .unwrap();
-        let again = export(
-            &mut outbox,
-            ExportFormat::Json,
-            true,
-            Some(&out),
-            Timestamp::UNIX_EPOCH,
-        )
-        .unwrap();
+        export_to(&mut outbox, ExportFormat::Json, false, &out);
+        let again = export_to(&mut outbox, ExportFormat::Json, true, &out);
         assert_eq!(again.customers, 1);
         let rows: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();

@@ -57,6 +57,14 @@ impl Drop for Receiver {
     }
 }
 
+/// A receiver on a state dir of its own, and the URL with the secret in its path.
+fn fresh_receiver() -> (tempfile::TempDir, Receiver, String) {
+    let state = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(state.path(), &[]);
+    let url = format!("{}/{SECRET}", receiver.url);
+    (state, receiver, url)
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -154,9 +162,7 @@ fn only_the_right_secret_in_the_path_or_a_bearer_header_is_accepted() {
 
 #[test]
 fn oversize_malformed_invalid_and_non_json_requests_are_refused_with_the_reason() {
-    let state = tempfile::tempdir().unwrap();
-    let receiver = Receiver::start(state.path(), &[]);
-    let url = format!("{}/{SECRET}", receiver.url);
+    let (state, _receiver, url) = fresh_receiver();
     let client = reqwest::Client::new();
     let json = "application/json";
     let big = format!(
@@ -216,9 +222,7 @@ fn oversize_malformed_invalid_and_non_json_requests_are_refused_with_the_reason(
 
 #[test]
 fn a_repeated_update_is_stored_once() {
-    let state = tempfile::tempdir().unwrap();
-    let receiver = Receiver::start(state.path(), &[]);
-    let url = format!("{}/{SECRET}", receiver.url);
+    let (state, _receiver, url) = fresh_receiver();
     let client = reqwest::Client::new();
     let answers = runtime().block_on(async {
         let mut answers = Vec::new();
@@ -297,9 +301,7 @@ fn ids_in_outbox(state: &Path) -> BTreeSet<String> {
 
 #[test]
 fn two_thousand_updates_at_concurrency_32_are_each_stored_exactly_once() {
-    let state = tempfile::tempdir().unwrap();
-    let receiver = Receiver::start(state.path(), &[]);
-    let url = format!("{}/{SECRET}", receiver.url);
+    let (state, _receiver, url) = fresh_receiver();
     let (acked, failed) = runtime().block_on(load(&url, 2000, 32));
     eprintln!(
         "load: 2000 sent, {} acknowledged, {failed} failed",
