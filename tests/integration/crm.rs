@@ -465,3 +465,40 @@ fn a_store_whose_destination_is_crm_is_never_uploaded_to_rider_rewards() {
     );
     assert_eq!(server.mock.customer_count("1001"), 3);
 }
+
+#[test]
+fn terminate_missing_is_refused_past_the_shrink_guard_and_problems_go_to_the_rejects_file() {
+    let server = MockServer::start("crm-create#2:error=Duplicate email, refused");
+    let setup = CrmSetup::new(&server);
+    let rejects = setup.dir.path().join("rejects.csv");
+    let (code, first) = setup.sync(
+        export(4, |_, _| {}).path(),
+        &["--jobs", "1", "--rejects", rejects.to_str().unwrap()],
+    );
+    assert_eq!(code, 3, "{first}");
+    assert_eq!(counts(&first), [3, 0, 0, 0, 1, 0]);
+    let written = std::fs::read_to_string(&rejects).unwrap();
+    assert!(
+        written.starts_with("line,PartnerCustomerID,outcome,reason\n"),
+        "{written}"
+    );
+    assert!(written.contains("3,C00001,failed,"), "{written}");
+    assert!(written.contains("Duplicate email, refused"), "{written}");
+    // Two of the three linked customers leave the export: more than half.
+    let one_left = export(4, |i, row| {
+        if i != 0 {
+            row.clear();
+        }
+    });
+    let output = setup.rrfeed(&[
+        "crm",
+        "sync",
+        "--terminate-missing",
+        one_left.path().to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("would terminate 2 of 3"));
+    assert_eq!(writes(&server, "rewards_participants/terminate"), 0);
+    let (code, forced) = setup.sync(one_left.path(), &["--terminate-missing", "--force"]);
+    assert_eq!((code, counts(&forced)[3]), (0, 2), "{forced}");
+}
