@@ -65,8 +65,9 @@ impl Stop {
     }
 }
 
-/// Listens for SIGINT and SIGTERM: the first asks to stop, the second exits with its code at once.
-pub fn listen() -> Stop {
+/// Listens for SIGINT and SIGTERM: the first asks to stop (and logs `what_happens`, e.g. "stopping after
+/// the chunk in flight"), the second exits with its code at once.
+pub fn listen(what_happens: &'static str) -> Stop {
     let (tx, rx) = watch::channel(None);
     tokio::spawn(async move {
         let mut signals = Signals::new();
@@ -78,10 +79,7 @@ pub fn listen() -> Stop {
                 std::process::exit(i32::from(signal.exit_code()));
             }
             seen = true;
-            tracing::warn!(
-                signal = signal.name(),
-                "stopping after the chunk in flight; the transaction stays open for --resume"
-            );
+            tracing::warn!(signal = signal.name(), "{what_happens}");
             let _ = tx.send(Some(signal));
         }
     });

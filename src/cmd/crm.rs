@@ -28,11 +28,16 @@ pub async fn run(command: &CrmCommand, global: &GlobalArgs, ctx: &Context) -> Ex
             return Exit::Config;
         }
     };
+    // A first signal lets the call in flight finish (a create cut off would have an unknown outcome),
+    // then the token is released; a second one exits at once.
+    let stop = crate::signal::listen(
+        "stopping after the calls in flight; the next sync carries on where this one stopped",
+    );
     let work = async {
         match command {
             CrmCommand::Link(_) => unreachable!("handled above"),
             CrmCommand::Sync(args) => {
-                sync_command(args, global, ctx, &client, &settings, &config).await
+                sync_command(args, global, ctx, &client, &settings, &config, stop.clone()).await
             }
             CrmCommand::Show(args) => {
                 let shown = client.show(&Identifier::number(&args.number)).await;
@@ -74,18 +79,17 @@ pub async fn run(command: &CrmCommand, global: &GlobalArgs, ctx: &Context) -> Ex
             }
         }
     };
-    let mut stop = crate::signal::listen();
-    let exit = tokio::select! {
-        exit = work => exit,
-        signal = stop.wait() => {
-            eprintln!("rrfeed crm: stopped by {}", signal.name());
-            Exit::from_code(signal.exit_code())
-        }
-    };
+    let exit = work.await;
     if let Err(e) = client.release().await {
         eprintln!("rrfeed crm: could not release the CRM.COM token: {e}");
     }
-    exit
+    match stop.requested() {
+        Some(signal) => {
+            eprintln!("rrfeed crm: stopped by {}", signal.name());
+            Exit::from_code(signal.exit_code())
+        }
+        None => exit,
+    }
 }
 
 /// `[crm]` and a client for it.
@@ -247,6 +251,7 @@ async fn sync_command(
     client: &CrmClient,
     settings: &CrmSettings,
     config: &Config,
+    stop: crate::signal::Stop,
 ) -> Exit {
     let rows = match read_export(args, ctx, settings, config) {
         Ok(rows) => rows,
@@ -279,6 +284,7 @@ async fn sync_command(
         terminate_missing: args.terminate_missing,
         force: args.force,
         shrink_ratio: guards.shrink_ratio,
+        stop,
     };
     match sync::sync(client, links, settings, rows, &options, (ctx.now)()).await {
         Ok(summary) => {

@@ -19,6 +19,7 @@ use super::wire::{Identifier, ListQuery, Participant, Terminate, TerminationReas
 use crate::config::CrmSettings;
 use crate::customer::Customer;
 use crate::protocol::Field;
+use crate::signal::Stop;
 use crate::source::Location;
 
 /// How a sync runs.
@@ -35,6 +36,9 @@ pub struct SyncOptions {
     /// Terminate even when more than `shrink_ratio` of the linked participants would go.
     pub force: bool,
     pub shrink_ratio: f64,
+    /// A signal stops the sync from starting rows; the calls in flight finish, so that no create's
+    /// outcome is lost by cancelling it.
+    pub stop: Stop,
 }
 
 /// What happened to one row.
@@ -68,6 +72,9 @@ pub struct SyncSummary {
     pub failed: u64,
     pub needs_attention: u64,
     pub dry_run: bool,
+    /// The signal that stopped the sync before every row was done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<&'static str>,
     pub problems: Vec<Problem>,
 }
 
@@ -177,7 +184,9 @@ pub async fn sync(
     } else {
         None
     };
+    let stop = &options.stop;
     let mut outcomes = futures_util::stream::iter(rows.iter())
+        .take_while(|_| std::future::ready(stop.requested().is_none()))
         .map(|(customer, at)| row(&shared, customer, *at))
         .buffer_unordered(options.jobs.max(1));
     while let Some((outcome, problem)) = outcomes.next().await {
@@ -185,6 +194,11 @@ pub async fn sync(
         summary.problems.extend(problem);
     }
     drop(outcomes);
+    if let Some(signal) = stop.requested() {
+        summary.interrupted = Some(signal.name());
+        summary.problems.sort_by_key(|p| p.line);
+        return Ok(summary);
+    }
     for (id, number) in missing.unwrap_or_default() {
         match terminate(&shared, &number).await {
             Ok(()) => summary.terminated += 1,

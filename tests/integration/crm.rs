@@ -502,3 +502,56 @@ fn terminate_missing_is_refused_past_the_shrink_guard_and_problems_go_to_the_rej
     let (code, forced) = setup.sync(one_left.path(), &["--terminate-missing", "--force"]);
     assert_eq!((code, counts(&forced)[3]), (0, 2), "{forced}");
 }
+
+#[test]
+fn sigterm_finishes_the_create_in_flight_releases_the_token_and_loses_no_link() {
+    let server = MockServer::start("crm-create:delay=200ms");
+    let setup = CrmSetup::new(&server);
+    let file = export(30, |_, _| {});
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("rrfeed"))
+        .env_clear()
+        .env("CRM_PASSWORD", "demo-crm-password")
+        .env("RRFEED_STATE_DIR", setup.dir.path().join("state"))
+        .current_dir(setup.dir.path())
+        .args(["crm", "sync", "--jobs", "2", "--json"])
+        .arg(file.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while server.mock.crm().participants.len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sync created nothing"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(143));
+    let stopped: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(stopped["interrupted"], "SIGTERM");
+    assert_eq!(
+        stopped["needs_attention"], 0,
+        "a create was cut off: {stopped}"
+    );
+    let created = stopped["created"].as_u64().unwrap();
+    assert!(created < 30, "{stopped}");
+    assert_eq!(server.mock.crm().participants.len() as u64, created);
+    {
+        let crm = server.mock.crm();
+        assert_eq!((crm.released, crm.live_tokens()), (1, 0));
+    }
+    // The next night creates only the rest: nothing twice.
+    let (code, rest) = setup.sync(file.path(), &["--jobs", "4"]);
+    assert_eq!(code, 0, "{rest}");
+    assert_eq!(
+        rest["created"].as_u64().unwrap() + rest["unchanged"].as_u64().unwrap(),
+        30
+    );
+    assert_eq!(server.mock.crm().participants.len(), 30);
+}

@@ -72,7 +72,9 @@ pub async fn run(args: &UploadArgs, global: &GlobalArgs, ctx: &Context) -> Exit 
             return e.exit();
         }
     };
-    let stop = signal::listen();
+    let stop = signal::listen(
+        "stopping after the chunk in flight; the transaction stays open for --resume",
+    );
     let summaries = run_jobs(&shared, jobs, usize::from(args.jobs), ctx, stop).await;
     if let Some(mock) = shared.mock.as_ref().filter(|_| summaries[0].exit_code == 0) {
         let held = mock.customer_count(&summaries[0].store_id);
