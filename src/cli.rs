@@ -80,7 +80,7 @@ pub enum Command {
     Upload(UploadArgs),
     /// Check an export without sending anything; optionally write the rejected values to a file
     Validate(ValidateArgs),
-    /// Run the bundled mock Rider Rewards server
+    /// Run the bundled mock server: Rider Rewards, and CRM.COM under /crmapi/rest/v2
     Mock(MockArgs),
     /// List the partner's stores at Rider Rewards (getmydealerlist)
     Stores(StoresArgs),
