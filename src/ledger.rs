@@ -124,6 +124,16 @@ pub struct Ledger {
     path: PathBuf,
 }
 
+/// Opens an SQLite database the way every durable file of rrfeed is kept (the ledger with its link
+/// table, the webhook outbox): WAL, a sync to disk at every commit, and a wait for another writer.
+pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
 impl Ledger {
     /// Opens (creating if needed) the ledger in `state_dir`.
     ///
@@ -138,12 +148,7 @@ impl Ledger {
             path: state_dir.to_owned(),
             source,
         })?;
-        let conn = Connection::open(&path).map_err(fail)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(fail)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(fail)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(fail)?;
+        let conn = connect(&path).map_err(fail)?;
         conn.execute_batch(SCHEMA).map_err(fail)?;
         Ok(Self { conn, path })
     }

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::ledger::LEDGER_FILE;
+use crate::ledger::{LEDGER_FILE, connect};
 
 /// What the ledger knows of one customer at CRM.COM.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -54,13 +54,7 @@ impl Links {
             message: e.to_string(),
         };
         std::fs::create_dir_all(state_dir).map_err(|e| err(&e))?;
-        let conn = Connection::open(&path).map_err(|e| err(&e))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| err(&e))?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(|e| err(&e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(|e| err(&e))?;
+        let conn = connect(&path).map_err(|e| err(&e))?;
         conn.execute_batch(SCHEMA).map_err(|e| err(&e))?;
         Ok(Self {
             conn,

@@ -85,13 +85,7 @@ impl Outbox {
             path: path.clone(),
             message: format!("cannot create its directory: {e}"),
         })?;
-        let conn = Connection::open(&path).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(err)?;
+        let conn = crate::ledger::connect(&path).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         Ok(Self { conn, path })
     }

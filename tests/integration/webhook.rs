@@ -45,6 +45,16 @@ impl Receiver {
         Self { child, url }
     }
 
+    /// `HOST:PORT`, for raw TCP clients.
+    fn addr(&self) -> String {
+        self.url
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
     fn kill_9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -419,13 +429,7 @@ fn a_client_too_slow_to_send_its_body_gets_408_and_the_secret_is_never_logged() 
             log_arg,
         ],
     );
-    let addr = receiver
-        .url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let addr = receiver.addr();
     let mut stream = std::net::TcpStream::connect(&addr).unwrap();
     // Headers promise 100 bytes; only 10 come.
     write!(
@@ -472,13 +476,7 @@ fn sigterm_lets_a_request_being_received_finish_then_exits_0() {
     use std::io::{Read, Write};
     let state = tempfile::tempdir().unwrap();
     let mut receiver = Receiver::start(state.path(), &[]);
-    let addr = receiver
-        .url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let addr = receiver.addr();
     let body = customer("C9", "Oak Creek");
     let (first, rest) = body.split_at(10);
     let mut stream = std::net::TcpStream::connect(&addr).unwrap();
@@ -616,13 +614,7 @@ fn a_client_that_trickles_its_headers_is_cut_off() {
     use std::io::{Read, Write};
     let state = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(state.path(), &["--request-timeout", "500ms"]);
-    let addr = receiver
-        .url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let addr = receiver.addr();
     let mut slow = std::net::TcpStream::connect(&addr).unwrap();
     slow.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
