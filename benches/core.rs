@@ -63,6 +63,7 @@ fn bench_format(c: &mut Criterion, format: Format, times: usize) {
         encoding: None,
         delimiter: None,
         rules: Default::default(),
+        ..InputSpec::default()
     };
     let options = IngestOptions {
         strict: false,
@@ -119,6 +120,7 @@ fn bench_references(c: &mut Criterion, times: usize) {
         encoding: None,
         delimiter: None,
         rules: Default::default(),
+        ..InputSpec::default()
     };
     let mut collect = Collect(Vec::new());
     let options = IngestOptions {

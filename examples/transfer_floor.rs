@@ -60,6 +60,7 @@ async fn main() {
         encoding: None,
         delimiter: None,
         rules: Default::default(),
+        ..InputSpec::default()
     };
     let options = IngestOptions {
         strict: false,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::dates::DateOrder;
 use crate::source::{Encoding, Format};
 use crate::telemetry::LogFormat;
 
@@ -314,12 +315,23 @@ pub struct InputArgs {
     /// Input format [default: from the file extension; CSV for stdin]
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// Character encoding [default: detected: UTF-8 (BOM or not) or Windows-1252]
-    #[arg(long, value_parser = parse_encoding, value_name = "utf-8|windows-1252")]
+    /// Character encoding [default: detected: UTF-8 (BOM or not), UTF-16 with a BOM, or Windows-1252]
+    #[arg(
+        long,
+        value_parser = parse_encoding,
+        value_name = "utf-8|windows-1252|utf-16le|utf-16be|macintosh"
+    )]
     pub encoding: Option<Encoding>,
-    /// CSV delimiter, one character (`tab` for a tab) [default: `,`, or `;`/tab/`|` when the header uses only that]
+    /// CSV delimiter, one character (`tab` for a tab) [default: an Excel `sep=` line, else `,`, or `;`/tab/`|` when the header uses only that]
     #[arg(long, value_parser = crate::source::parse_delimiter, value_name = "C")]
     pub delimiter: Option<u8>,
+    /// Order of day and month in whole dates such as 02/11/1980, for a column whose values never
+    /// show it (a day above 12, or dots, show it) [default: the store's `date_order`; else refused]
+    #[arg(long, value_parser = parse_date_order, value_name = "dmy|mdy")]
+    pub date_order: Option<DateOrder>,
+    /// JSON: the member of the top-level object that holds the customers [default: its only array of objects]
+    #[arg(long, value_name = "NAME")]
+    pub json_key: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -446,7 +458,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn parse_encoding(text: &str) -> Result<Encoding, String> {
-    Encoding::from_name(text).ok_or_else(|| "use utf-8 or windows-1252 (cp1252)".to_owned())
+    Encoding::from_name(text).ok_or_else(|| {
+        "use utf-8, windows-1252 (cp1252), utf-16le, utf-16be or macintosh (Mac Roman)".to_owned()
+    })
+}
+
+fn parse_date_order(text: &str) -> Result<DateOrder, String> {
+    DateOrder::from_name(text).ok_or_else(|| "use dmy (day first) or mdy (month first)".to_owned())
 }
 
 #[cfg(test)]

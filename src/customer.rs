@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use jiff::civil::Date;
 
-use crate::mapping::MappingRules;
+use crate::dates::{DateOrder, DateShape, split_date};
+use crate::mapping::{MappingRules, Target};
 use crate::protocol::{FIELD_COUNT, Field, write_customer_json};
 use crate::warnings::{Issue, WarningCode};
 
@@ -17,6 +18,23 @@ pub struct Customer {
     values: [String; FIELD_COUNT],
     /// The accounts-receivable number, where a CRM.COM sync reads one (empty otherwise).
     accounts_receivable: String,
+    /// What the whole birth date said about its column's order, if the birth fields came from one.
+    birth_note: Option<BirthNote>,
+    /// The whole birth date as written (for messages about its column).
+    birth_text: String,
+}
+
+/// How the birth fields of a row came from a whole date, so that the order of its column, known
+/// only once the whole export is read, can be applied ([`Customer::settle_birth_date`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BirthNote {
+    pub shape: DateShape,
+    /// The date's first and second parts (month and day when read month first).
+    first: i8,
+    second: i8,
+    month_derived: bool,
+    day_derived: bool,
+    year_derived: bool,
 }
 
 impl Customer {
@@ -36,6 +54,59 @@ impl Customer {
     /// Appends the row as the vendor's JSON object (every key present, values as strings).
     pub fn write_json(&self, out: &mut Vec<u8>) {
         write_customer_json(&self.values, out);
+    }
+
+    /// What the row's whole birth date said about its column, if the birth fields came from one.
+    pub fn birth_note(&self) -> Option<BirthNote> {
+        self.birth_note
+    }
+
+    /// The whole birth date as written.
+    pub fn birth_text(&self) -> &str {
+        &self.birth_text
+    }
+
+    /// Applies the column's order to a date that could be read either way: day first swaps the
+    /// month and day it gave.
+    pub fn settle_birth_date(&mut self, order: DateOrder) {
+        let Some(note) = self.birth_note.filter(|n| n.shape == DateShape::Ambiguous) else {
+            return;
+        };
+        let (month, day) = match order {
+            DateOrder::Mdy => (note.first, note.second),
+            DateOrder::Dmy => (note.second, note.first),
+        };
+        let mut text = itoa::Buffer::new();
+        if note.month_derived {
+            replace(
+                &mut self.values[Field::BirthMonth as usize],
+                text.format(month),
+            );
+        }
+        if note.day_derived {
+            replace(&mut self.values[Field::BirthDay as usize], text.format(day));
+        }
+    }
+
+    /// Empties the fields a whole birth date gave, when its column's order makes it impossible;
+    /// returns the issue to report.
+    pub fn reject_birth_date(&mut self) -> Issue {
+        if let Some(note) = self.birth_note {
+            for (derived, field) in [
+                (note.month_derived, Field::BirthMonth),
+                (note.day_derived, Field::BirthDay),
+                (note.year_derived, Field::BirthYear),
+            ] {
+                if derived {
+                    self.values[field as usize].clear();
+                }
+            }
+        }
+        Issue {
+            field: Field::BirthYear,
+            code: WarningCode::InvalidBirthDate,
+            value: self.birth_text.clone(),
+        }
     }
 }
 
@@ -57,6 +128,21 @@ pub struct RawCustomer<'a> {
 impl<'a> RawCustomer<'a> {
     pub fn set(&mut self, field: Field, value: &'a str) {
         self.fields[field as usize] = Some(value);
+    }
+
+    /// Gives `target` this value unless an earlier column already gave it one that is not blank:
+    /// the second column for a field fills the rows where the first is empty.
+    pub fn fill(&mut self, target: Target, value: &'a str) {
+        let slot = match target {
+            Target::Field(f) => &mut self.fields[f as usize],
+            Target::BirthDate => &mut self.birth_date,
+            Target::FullName => &mut self.full_name,
+            Target::AccountsReceivable => &mut self.accounts_receivable,
+            Target::Ignore => return,
+        };
+        if slot.is_none_or(is_blank) {
+            *slot = Some(value);
+        }
     }
 
     fn given(&self, field: Field) -> Option<&'a str> {
@@ -104,6 +190,11 @@ impl Normalizer {
             raw.plain,
             &mut out.accounts_receivable,
         );
+        out.birth_note = derived.note(raw);
+        out.birth_text.clear();
+        if out.birth_note.is_some() {
+            out.birth_text.push_str(raw.birth_date.unwrap_or_default());
+        }
         for field in Field::ALL {
             let slot = &mut out.values[field as usize];
             slot.clear();
@@ -179,6 +270,8 @@ impl Normalizer {
 #[derive(Default)]
 struct Derived<'a> {
     birth: Option<[NumText; 3]>,
+    /// The shape of a whole birth date read with the built-in formats, and its first two parts.
+    shape: Option<(DateShape, i8, i8)>,
     names: Option<(&'a str, &'a str)>,
 }
 
@@ -188,7 +281,10 @@ impl<'a> Derived<'a> {
         if let Some(date) = raw.birth_date.map(str::trim).filter(|d| !d.is_empty()) {
             let split = match &rules.birth_date_format {
                 Some(format) => split_date_with(date, format),
-                None => split_date(date),
+                None => split_date(date).map(|d| {
+                    derived.shape = Some((d.shape, d.month, d.day));
+                    (d.month, d.day, d.year)
+                }),
             };
             match split {
                 Some((m, d, y)) => {
@@ -209,6 +305,20 @@ impl<'a> Derived<'a> {
             derived.names = Some(split_name(name, rules.last_name_first));
         }
         derived
+    }
+
+    /// How the birth fields came from a whole date read with the built-in formats.
+    fn note(&self, raw: &RawCustomer) -> Option<BirthNote> {
+        let (shape, first, second) = self.shape?;
+        let derived = |field: Field| raw.given(field).is_none();
+        Some(BirthNote {
+            shape,
+            first,
+            second,
+            month_derived: derived(Field::BirthMonth),
+            day_derived: derived(Field::BirthDay),
+            year_derived: derived(Field::BirthYear),
+        })
     }
 
     fn get(&self, field: Field) -> Option<&str> {
@@ -423,30 +533,6 @@ fn replace(value: &mut String, with: &str) {
     value.push_str(with);
 }
 
-/// Splits a birth date into (month, day, year). Accepts `M/D/YYYY`, `M-D-YYYY`, `YYYY-MM-DD` and
-/// `YYYY/MM/DD`, each optionally followed by a time, and rejects impossible dates such as 02/30.
-pub fn split_date(value: &str) -> Option<(i8, i8, i16)> {
-    let date_part = value.split([' ', 'T']).next()?;
-    let parts: Vec<&str> = date_part.split(['/', '-', '.']).collect();
-    let [a, b, c] = parts.as_slice() else {
-        return None;
-    };
-    let num = |s: &str| -> Option<i16> {
-        (!s.is_empty() && s.len() <= 4 && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
-    let (y, m, d) = if a.len() == 4 {
-        (num(a)?, num(b)?, num(c)?)
-    } else if c.len() == 4 {
-        (num(c)?, num(a)?, num(b)?)
-    } else {
-        return None;
-    };
-    let date = Date::new(y, i8::try_from(m).ok()?, i8::try_from(d).ok()?).ok()?;
-    Some((date.month(), date.day(), date.year()))
-}
-
 /// Splits a date with a configured strftime-style format.
 fn split_date_with(value: &str, format: &str) -> Option<(i8, i8, i16)> {
     let date = jiff::fmt::strtime::parse(format, value)
@@ -643,9 +729,6 @@ mod tests {
 
     #[test]
     fn impossible_birth_dates_are_reported() {
-        assert_eq!(split_date("02/30/1980"), None);
-        assert_eq!(split_date("1980-02-29"), Some((2, 29, 1980)));
-        assert_eq!(split_date("15/03/80"), None);
         let raw = RawCustomer {
             birth_date: Some("02/30/1980"),
             ..Default::default()

@@ -4,7 +4,7 @@
 
 mod pipeline;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::sync::mpsc::{Receiver, Sender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -14,6 +14,8 @@ use tracing::warn;
 use pipeline::{Batcher, DoneBatch, RawBatch, WorkerChannels};
 
 use crate::customer::{Customer, Normalizer};
+use crate::dates::{DateEvidence, DateOrder, DateShape, Decision};
+use crate::mapping::MappingRules;
 use crate::protocol::Field;
 use crate::repeats::IdLog;
 use crate::source::{self, InputError, InputSpec, Location, SourceInfo};
@@ -24,9 +26,9 @@ pub trait RowSink {
     /// Takes one normalized row with the issues found in it. An IO error stops the reading.
     fn accept(&mut self, customer: &Customer, at: Location, issues: &[Issue]) -> io::Result<()>;
 
-    /// Hears, once the whole export is read, of a record whose `PartnerCustomerID` repeats the one
-    /// of the record at `first_line`.
-    fn repeated_id(&mut self, _line: u64, _first_line: u64) -> io::Result<()> {
+    /// Hears, once the whole export is read, of a record whose `PartnerCustomerID` (`id`) repeats
+    /// the one of the record at `first_line`.
+    fn repeated_id(&mut self, _line: u64, _first_line: u64, _id: &str) -> io::Result<()> {
         Ok(())
     }
 }
@@ -60,6 +62,8 @@ pub struct Ingested {
     pub rows: u64,
     pub warnings: Warnings,
     pub source: SourceInfo,
+    /// How the order of day and month was settled for the birth-date column(s), if there are any.
+    pub date_order: Option<Decision>,
 }
 
 /// Reads all of `spec`, normalizing each record and passing it to `sink` in file order, on every core
@@ -87,7 +91,7 @@ pub fn ingest_with_workers(
     workers: usize,
 ) -> Result<Ingested, IngestError> {
     let name = spec.display_name();
-    let mut rows = Rows::new(&name, options.strict, sink);
+    let mut rows = Rows::new(&name, options.strict, sink, &spec.rules);
     let read = if workers <= 1 {
         read_serially(spec, &options.normalizer, &mut rows)
     } else {
@@ -98,11 +102,12 @@ pub fn ingest_with_workers(
         return Err(storage);
     }
     let source = read?;
-    rows.finish(&source)?;
+    let date_order = rows.finish(&source)?;
     Ok(Ingested {
         rows: rows.count,
         warnings: rows.warnings,
         source,
+        date_order,
     })
 }
 
@@ -116,7 +121,7 @@ fn read_serially(
     source::read_rows(spec, &mut |raw, at| {
         issues.clear();
         normalizer.parse_into(raw, &mut customer, &mut issues);
-        rows.row(&customer, at, &issues)
+        rows.row(&mut customer, at, &issues)
     })
 }
 
@@ -166,8 +171,12 @@ fn read_in_parallel(
     read
 }
 
+/// Rows held back while the birth-date column has not shown its order; past this many, rows go on
+/// read month first, and a column that turns out day-first is refused (see [`Rows::deliver`]).
+const MAX_HELD_ROWS: usize = 10_000;
+
 /// The calling thread's side of [`ingest`]: takes normalized rows in file order, counts them and their
-/// warnings, checks ids for repeats, and hands them to the sink.
+/// warnings, checks ids for repeats, settles the order of birth dates, and hands them to the sink.
 struct Rows<'s> {
     name: &'s str,
     strict: bool,
@@ -176,10 +185,18 @@ struct Rows<'s> {
     ids: IdLog,
     count: u64,
     storage: Option<IngestError>,
+    /// The store's `date_order` (or `--date-order`).
+    configured_order: Option<DateOrder>,
+    allow_missing_id: bool,
+    dates: DateEvidence,
+    /// Rows from the first date that could be read either way until the column shows its order.
+    held: VecDeque<(Customer, Location, Vec<Issue>)>,
+    /// The line from which rows went on read month first although the order was not yet known.
+    unsettled_from: Option<u64>,
 }
 
 impl<'s> Rows<'s> {
-    fn new(name: &'s str, strict: bool, sink: &'s mut dyn RowSink) -> Self {
+    fn new(name: &'s str, strict: bool, sink: &'s mut dyn RowSink, rules: &MappingRules) -> Self {
         Self {
             name,
             strict,
@@ -188,6 +205,11 @@ impl<'s> Rows<'s> {
             ids: IdLog::default(),
             count: 0,
             storage: None,
+            configured_order: rules.date_order,
+            allow_missing_id: rules.allow_missing_id,
+            dates: DateEvidence::default(),
+            held: VecDeque::new(),
+            unsettled_from: None,
         }
     }
 
@@ -202,9 +224,9 @@ impl<'s> Rows<'s> {
         let mut next = 0;
         for batch in done {
             waiting.insert(batch.seq, batch);
-            while let Some(batch) = waiting.remove(&next) {
+            while let Some(mut batch) = waiting.remove(&next) {
                 next += 1;
-                for (customer, at, issues) in batch.rows() {
+                for (customer, at, issues) in batch.rows_mut() {
                     self.row(customer, at, issues)?;
                 }
                 let (raw, customers) = batch.recycle();
@@ -225,7 +247,7 @@ impl<'s> Rows<'s> {
 
     fn row(
         &mut self,
-        customer: &Customer,
+        customer: &mut Customer,
         at: Location,
         issues: &[Issue],
     ) -> Result<(), InputError> {
@@ -245,6 +267,84 @@ impl<'s> Rows<'s> {
                 .add(issue.code, || format!("{at}: {}", issue.reason()));
         }
         self.count += 1;
+        self.deliver(customer, at, issues)
+    }
+
+    /// Settles the row's birth date by its column's order and hands the row on, or holds it (and
+    /// every row after it, to keep the file order) while that order is not yet known.
+    fn deliver(
+        &mut self,
+        customer: &mut Customer,
+        at: Location,
+        issues: &[Issue],
+    ) -> Result<(), InputError> {
+        let note = customer.birth_note();
+        if let Some(note) = note {
+            self.dates.note(note.shape, at.line, customer.birth_text());
+        }
+        let order = self.configured_order.or_else(|| self.dates.proven());
+        if let Some(order) = order {
+            self.release_held(order)?;
+        }
+        match (note.map(|n| n.shape), order) {
+            (Some(shape), Some(order)) => {
+                customer.settle_birth_date(order);
+                if self.configured_order.is_some() && contradicts(shape, order) {
+                    return self.reject_birth_date(customer, at, issues);
+                }
+            }
+            (Some(DateShape::Ambiguous), None)
+                if self.unsettled_from.is_none() && self.held.len() >= MAX_HELD_ROWS =>
+            {
+                self.unsettled_from = self.held.front().map(|(_, at, _)| at.line);
+                self.release_held(DateOrder::Mdy)?;
+            }
+            _ => {}
+        }
+        let holding = !self.held.is_empty()
+            || (note.is_some_and(|n| n.shape == DateShape::Ambiguous)
+                && order.is_none()
+                && self.unsettled_from.is_none());
+        if holding {
+            self.held.push_back((customer.clone(), at, issues.to_vec()));
+            return Ok(());
+        }
+        self.accept(customer, at, issues)
+    }
+
+    /// A birth date that the configured order makes impossible (`25/12/1980` read month first).
+    fn reject_birth_date(
+        &mut self,
+        customer: &mut Customer,
+        at: Location,
+        issues: &[Issue],
+    ) -> Result<(), InputError> {
+        let issue = customer.reject_birth_date();
+        if self.strict {
+            return Err(strict_refusal(self.name, at, &issue));
+        }
+        self.warnings
+            .add(issue.code, || format!("{at}: {}", issue.reason()));
+        let mut all = issues.to_vec();
+        all.push(issue);
+        self.accept(customer, at, &all)
+    }
+
+    /// Hands the held rows on, their dates read in `order`.
+    fn release_held(&mut self, order: DateOrder) -> Result<(), InputError> {
+        while let Some((mut customer, at, issues)) = self.held.pop_front() {
+            customer.settle_birth_date(order);
+            self.accept(&customer, at, &issues)?;
+        }
+        Ok(())
+    }
+
+    fn accept(
+        &mut self,
+        customer: &Customer,
+        at: Location,
+        issues: &[Issue],
+    ) -> Result<(), InputError> {
         match self.sink.accept(customer, at, issues) {
             Ok(()) => Ok(()),
             Err(e) => Err(self.stop("write the snapshot", e)),
@@ -257,32 +357,87 @@ impl<'s> Rows<'s> {
         InputError::new(self.name, "reading stopped")
     }
 
-    /// Once the whole export is read: repeated ids, then the columns that mapped to nothing.
-    fn finish(&mut self, source: &SourceInfo) -> Result<(), IngestError> {
+    /// Once the whole export is read: the identity column, the order of birth dates, repeated ids,
+    /// then the notices about columns and rows.
+    fn finish(&mut self, source: &SourceInfo) -> Result<Option<Decision>, IngestError> {
+        self.check_id_column(source)?;
+        let date_order = self.settle_dates(source)?;
         let (name, strict) = (self.name, self.strict);
         let ids = std::mem::take(&mut self.ids);
         let warnings = &mut self.warnings;
         let sink = &mut *self.sink;
         let storage = |what| move |source| IngestError::Storage { what, source };
-        ids.repeats(storage("check for repeated ids"), |line, first_line| {
+        ids.repeats(storage("check for repeated ids"), |line, first_line, id| {
+            let id = crate::source::quote(id);
             if strict {
                 return Err(InputError::new(
                     name,
-                    format!("PartnerCustomerID repeats that of line {first_line} (--strict refuses repeated ids)"),
+                    format!("PartnerCustomerID {id} repeats that of line {first_line} (--strict refuses repeated ids)"),
                 )
                 .at_line(line)
                 .in_column(Field::PartnerCustomerId.name())
                 .into());
             }
             warnings.add(WarningCode::DuplicateCustomerId, || {
-                format!("line {line}: PartnerCustomerID repeats that of line {first_line}")
+                format!("PartnerCustomerID {id} on lines {first_line} and {line}")
             });
-            sink.repeated_id(line, first_line)
+            sink.repeated_id(line, first_line, &id)
                 .map_err(storage("write the snapshot"))
         })?;
         note_columns(source, warnings);
-        Ok(())
+        Ok(date_order)
     }
+
+    /// An export with no column for `PartnerCustomerID` is a mapping mistake unless the store says
+    /// its exports have no id.
+    fn check_id_column(&self, source: &SourceInfo) -> Result<(), InputError> {
+        if source.has_id_column || self.allow_missing_id || self.count == 0 {
+            return Ok(());
+        }
+        Err(InputError::new(
+            self.name,
+            format!(
+                "no column maps to PartnerCustomerID, the customer's id (columns: {}); name one \
+                 \"Customer ID\" or map it in the store's [mapping] columns, or set \
+                 allow_missing_id = true there if the export has no id",
+                crate::source::quote(&source.columns.join(", "))
+            ),
+        ))
+    }
+
+    /// Decides the order of the birth-date column over the whole export and hands on the rows still
+    /// held. Fails when the column proves both orders, or never shows one and none is configured.
+    fn settle_dates(&mut self, source: &SourceInfo) -> Result<Option<Decision>, InputError> {
+        if source.birth_date_columns.is_empty() {
+            return Ok(None);
+        }
+        let column = source.birth_date_columns.join("\", \"");
+        let decision = self
+            .dates
+            .decide(&column, self.configured_order)
+            .map_err(|message| InputError::new(self.name, message))?;
+        if let (Some(line), Some(DateOrder::Dmy)) = (self.unsettled_from, decision.order()) {
+            return Err(InputError::new(
+                self.name,
+                format!(
+                    "the dates in column \"{}\" turn out day-first only after more than {MAX_HELD_ROWS} \
+                     rows that could be read either way, from line {line} on; set date_order = \
+                     \"dmy\" for the store (or pass --date-order dmy) to read this export",
+                    crate::source::quote(&column)
+                ),
+            ));
+        }
+        self.release_held(decision.order().unwrap_or(DateOrder::Mdy))?;
+        Ok(Some(decision))
+    }
+}
+
+/// Whether a value that proves one order contradicts the order the column was given.
+fn contradicts(shape: DateShape, order: DateOrder) -> bool {
+    matches!(
+        (shape, order),
+        (DateShape::DayFirst, DateOrder::Mdy) | (DateShape::MonthFirst, DateOrder::Dmy)
+    )
 }
 
 fn strict_refusal(name: &str, at: Location, issue: &Issue) -> InputError {
@@ -291,7 +446,8 @@ fn strict_refusal(name: &str, at: Location, issue: &Issue) -> InputError {
         .in_column(issue.field.name())
 }
 
-/// One warning listing every unknown column; shadowed columns are logged.
+/// One warning listing every unknown column, one for each pair of columns giving one field, and one
+/// for the rows skipped as blank.
 fn note_columns(source: &SourceInfo, warnings: &mut Warnings) {
     if !source.unknown_columns.is_empty() {
         let list = source.unknown_columns.join(", ");
@@ -302,8 +458,22 @@ fn note_columns(source: &SourceInfo, warnings: &mut Warnings) {
             || shorten(&list),
         );
     }
-    for (column, used) in &source.shadowed_columns {
-        warn!(column = %column, used = %used, "ignoring a second column for the same field");
+    for (used, other) in &source.shadowed_columns {
+        warnings.add(WarningCode::DuplicateColumns, || {
+            format!(
+                "\"{}\" and \"{}\" give the same field: \"{}\" is used, \"{}\" where it is empty",
+                shorten(used),
+                shorten(other),
+                shorten(used),
+                shorten(other)
+            )
+        });
+    }
+    let (blank, first) = source.blank_rows;
+    if blank > 0 {
+        warnings.add_many(WarningCode::BlankRow, blank, || {
+            format!("line {first}: a row with no value in any column was skipped")
+        });
     }
 }
 
@@ -353,6 +523,7 @@ mod tests {
             encoding: None,
             delimiter: None,
             rules: Default::default(),
+            ..InputSpec::default()
         };
         let options = IngestOptions {
             strict,
@@ -393,7 +564,7 @@ mod tests {
             .find(|w| w.code == WarningCode::DuplicateCustomerId);
         assert_eq!(
             repeat.unwrap().example,
-            "line 4: PartnerCustomerID repeats that of line 2"
+            "PartnerCustomerID 1 on lines 2 and 4"
         );
         let example = &got.warnings.summaries()[0].example;
         assert!(

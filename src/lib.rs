@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod config;
 pub mod crm;
 pub mod customer;
+pub mod dates;
 pub mod driver;
 pub mod error;
 pub mod ingest;

@@ -2,12 +2,14 @@
 //!
 //! A header maps when it equals a field name with case, spaces, `_` and `-` ignored, with or without the
 //! `Customer` prefix, or when it is one of the built-in aliases below (listed in README). An exact name
-//! beats an alias; of two columns for one field the first wins and the other is reported as ignored.
-//! A config `[mapping]` ([`MappingRules`]) beats both. Pure code: no IO.
+//! beats an alias; of two columns of equal standing the first wins. The losing column is not dropped:
+//! it fills the rows where the winner is empty, and the pairing is reported. A config `[mapping]`
+//! ([`MappingRules`]) beats both. Pure code: no IO.
 
 use std::collections::HashMap;
 
 use crate::config::file::MappingConfig;
+use crate::dates::DateOrder;
 use crate::protocol::Field;
 
 /// Where one column's values go.
@@ -113,6 +115,10 @@ pub struct MappingRules {
     pub last_name_first: bool,
     /// Values for fields the export leaves empty.
     pub defaults: Vec<(Field, String)>,
+    /// The order of day and month in whole dates whose column does not show it.
+    pub date_order: Option<DateOrder>,
+    /// The export has no `PartnerCustomerID` column, on purpose.
+    pub allow_missing_id: bool,
 }
 
 impl MappingRules {
@@ -172,6 +178,15 @@ impl MappingRules {
                 }
             };
         }
+        if let Some(order) = &config.date_order {
+            rules.date_order = Some(DateOrder::from_name(order).ok_or_else(|| {
+                (
+                    "mapping.date_order".to_owned(),
+                    format!("{order:?} is neither \"dmy\" nor \"mdy\""),
+                )
+            })?);
+        }
+        rules.allow_missing_id = config.allow_missing_id;
         for (field, value) in &config.defaults {
             let f = field_named(field)
                 .ok_or_else(|| (format!("mapping.defaults.{field}"), unknown_field(field)))?;
@@ -218,19 +233,25 @@ fn resolve(header: &str, rules: &MappingRules) -> Option<(Target, Strength)> {
     if let Some((_, target)) = ALIASES.iter().find(|(alias, _)| *alias == key) {
         return Some((*target, Strength::Alias));
     }
+    // A field's name without its `Customer` prefix ("Home Phone") is as exact as the full one.
     Field::ALL
         .into_iter()
         .find(|f| f.name().strip_prefix("Customer").map(header_key) == Some(key.clone()))
-        .map(|f| (Target::Field(f), Strength::Alias))
+        .map(|f| (Target::Field(f), Strength::Exact))
 }
 
 /// The targets of a header row, one per column, plus what was not used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ColumnMap {
+    /// The winning column's target, one per column (`Ignore` for the rest).
     pub targets: Vec<Target>,
+    /// Every column that maps somewhere, with its target, strongest first and then in file order:
+    /// read in this order, the first non-empty value of each target wins.
+    pub order: Vec<(usize, Target)>,
     /// Headers that map to nothing (empty headers are not listed).
     pub unknown: Vec<String>,
-    /// Headers that map to a target another column already supplies: (header, the column used).
+    /// Headers that map to a target another column already supplies: (the column used, the column
+    /// that fills the rows where it is empty).
     pub shadowed: Vec<(String, String)>,
 }
 
@@ -259,24 +280,46 @@ impl ColumnMap {
             if winner == i {
                 targets[i] = target;
             } else {
-                shadowed.push((header.to_owned(), headers[winner].as_ref().to_owned()));
+                shadowed.push((headers[winner].as_ref().to_owned(), header.to_owned()));
             }
         }
+        let mut order: Vec<(usize, Target)> = (0..headers.len())
+            .filter_map(|i| resolved[i].map(|(t, _)| (i, t)))
+            .collect();
+        order.sort_by_key(|&(i, _)| (std::cmp::Reverse(resolved[i].map(|(_, s)| s)), i));
         ColumnMap {
             targets,
+            order,
             unknown,
             shadowed,
         }
     }
 }
 
+/// One key as the [`KeyMapper`] resolved it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Key {
+    pub target: Target,
+    /// How strongly the key claims its target: of two keys of one record for the same target, the
+    /// stronger one wins where both have a value.
+    pub rank: u8,
+    /// The key's number, for [`KeyMapper::name`].
+    pub id: u16,
+}
+
 /// Maps keys one at a time, for JSON records whose keys vary from row to row; remembers each answer.
 #[derive(Debug, Default)]
 pub struct KeyMapper {
     rules: MappingRules,
-    cache: HashMap<String, Target>,
+    cache: HashMap<String, Key>,
+    names: Vec<String>,
     unknown: std::collections::BTreeSet<String>,
+    /// Pairs of keys that gave one record two values for one target: (the one used, the other).
+    pairs: std::collections::BTreeSet<(u16, u16)>,
 }
+
+/// Distinct keys remembered; past this many a record's keys are still mapped, just not cached.
+const MAX_KEYS: usize = 1000;
 
 impl KeyMapper {
     pub fn new(rules: MappingRules) -> Self {
@@ -287,10 +330,16 @@ impl KeyMapper {
     }
 
     pub fn target(&mut self, key: &str) -> Target {
-        if let Some(t) = self.cache.get(key) {
-            return *t;
+        self.key(key).target
+    }
+
+    /// Resolves a key, with its rank and number.
+    pub fn key(&mut self, key: &str) -> Key {
+        if let Some(k) = self.cache.get(key) {
+            return *k;
         }
-        let target = resolve(key, &self.rules).map_or(Target::Ignore, |(t, _)| t);
+        let resolved = resolve(key, &self.rules);
+        let target = resolved.map_or(Target::Ignore, |(t, _)| t);
         let configured = self.rules.columns.contains_key(&header_key(key));
         if target == Target::Ignore
             && !configured
@@ -299,13 +348,55 @@ impl KeyMapper {
         {
             self.unknown.insert(key.to_owned());
         }
-        self.cache.insert(key.to_owned(), target);
-        target
+        let resolved = Key {
+            target,
+            rank: resolved.map_or(0, |(_, s)| s as u8),
+            id: self.names.len().min(usize::from(u16::MAX)) as u16,
+        };
+        if self.names.len() < MAX_KEYS {
+            self.names.push(key.to_owned());
+            self.cache.insert(key.to_owned(), resolved);
+        }
+        resolved
+    }
+
+    /// The key numbered `id`.
+    pub fn name(&self, id: u16) -> &str {
+        self.names.get(usize::from(id)).map_or("?", String::as_str)
+    }
+
+    /// Notes that one record had two keys for one target.
+    pub fn pair(&mut self, used: u16, other: u16) {
+        if self.pairs.len() < 100 {
+            self.pairs.insert((used, other));
+        }
     }
 
     /// Keys seen that map to nothing (the first hundred).
     pub fn unknown(&self) -> Vec<String> {
         self.unknown.iter().cloned().collect()
+    }
+
+    /// Keys that met another key for the same target in one record: (the one used, the other).
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        self.pairs
+            .iter()
+            .map(|&(a, b)| (self.name(a).to_owned(), self.name(b).to_owned()))
+            .collect()
+    }
+
+    /// The keys seen (the first thousand).
+    pub fn keys(&self) -> Vec<String> {
+        self.names.clone()
+    }
+
+    /// The keys seen that map to `target`.
+    pub fn keys_for(&self, target: Target) -> Vec<String> {
+        self.names
+            .iter()
+            .filter(|n| self.cache.get(*n).is_some_and(|k| k.target == target))
+            .cloned()
+            .collect()
     }
 }
 
@@ -370,7 +461,23 @@ mod tests {
         assert_eq!(map.unknown, vec!["Notes".to_owned()]);
         assert_eq!(
             map.shadowed,
-            vec![("Phone".to_owned(), "CustomerHomePhone".to_owned())]
+            vec![("CustomerHomePhone".to_owned(), "Phone".to_owned())]
+        );
+        assert_eq!(
+            map.order,
+            [
+                (1, Target::Field(Field::HomePhone)),
+                (0, Target::Field(Field::HomePhone))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_field_name_without_its_prefix_beats_an_alias() {
+        let map = ColumnMap::from_headers(&["Phone", "Home Phone"], &MappingRules::default());
+        assert_eq!(
+            map.targets,
+            [Target::Ignore, Target::Field(Field::HomePhone)]
         );
     }
 

@@ -21,6 +21,8 @@ pub enum WarningCode {
     InvalidBirthDate,
     DuplicateCustomerId,
     UnknownColumns,
+    BlankRow,
+    DuplicateColumns,
 }
 
 impl WarningCode {
@@ -36,12 +38,18 @@ impl WarningCode {
             WarningCode::InvalidBirthDate => "invalid-birth-date",
             WarningCode::DuplicateCustomerId => "duplicate-customer-id",
             WarningCode::UnknownColumns => "unknown-columns",
+            WarningCode::BlankRow => "blank-row",
+            WarningCode::DuplicateColumns => "duplicate-columns",
         }
     }
 
-    /// Whether `--strict` refuses the run for this warning (unknown columns lose no data).
+    /// Whether `--strict` refuses the run for this warning (unknown columns, blank rows and a second
+    /// column for a field lose no data).
     pub fn fails_strict(self) -> bool {
-        self != WarningCode::UnknownColumns
+        !matches!(
+            self,
+            WarningCode::UnknownColumns | WarningCode::BlankRow | WarningCode::DuplicateColumns
+        )
     }
 }
 
@@ -67,6 +75,8 @@ impl Issue {
             WarningCode::InvalidBirthDate => "is not a date",
             WarningCode::DuplicateCustomerId => "repeats an earlier row's customer id",
             WarningCode::UnknownColumns => "is not a known column",
+            WarningCode::BlankRow => "has no value in any column",
+            WarningCode::DuplicateColumns => "maps to a field another column also gives",
         };
         format!("{} {:?} {what}", self.field, shorten(&self.value))
     }

@@ -186,6 +186,7 @@ fn read_export(bytes: &[u8], format: Format, workers: usize) -> Result<(), TestC
         encoding: None,
         delimiter: None,
         rules: Default::default(),
+        ..InputSpec::default()
     };
     let options = IngestOptions {
         strict: false,

@@ -13,6 +13,7 @@ pub mod webhook;
 use std::path::{Path, PathBuf};
 
 use crate::cli::InputArgs;
+use crate::mapping::MappingRules;
 use crate::source::{Format, InputSpec};
 
 /// Reads an environment variable; empty counts as unset.
@@ -53,7 +54,11 @@ pub fn input_spec(file: &Path, args: &InputArgs) -> InputSpec {
         }),
         encoding: args.encoding,
         delimiter: args.delimiter,
-        rules: Default::default(),
+        rules: MappingRules {
+            date_order: args.date_order,
+            ..MappingRules::default()
+        },
+        json_key: args.json_key.clone(),
     }
 }
 
@@ -72,7 +77,10 @@ pub fn store_input_spec(
     }
     spec.encoding = spec.encoding.or(store.input.encoding);
     spec.delimiter = spec.delimiter.or(store.input.delimiter);
-    spec.rules = (*store.rules).clone();
+    spec.rules = MappingRules {
+        date_order: args.date_order.or(store.rules.date_order),
+        ..(*store.rules).clone()
+    };
     spec
 }
 

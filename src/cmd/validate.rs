@@ -44,14 +44,14 @@ impl RowSink for Rejects {
         Ok(())
     }
 
-    fn repeated_id(&mut self, line: u64, first_line: u64) -> io::Result<()> {
+    fn repeated_id(&mut self, line: u64, first_line: u64, id: &str) -> io::Result<()> {
         self.values += 1;
         if let Some(out) = &mut self.out {
             out.write_record([
                 line.to_string().as_str(),
                 "",
                 Field::PartnerCustomerId.name(),
-                "",
+                id,
                 format!("repeats the PartnerCustomerID of line {first_line}").as_str(),
             ])?;
         }

@@ -116,6 +116,9 @@ pub struct StoreConfig {
     pub mapping: Option<MappingConfig>,
     /// `rider-rewards` (the default) or `crm`.
     pub destination: Option<String>,
+    /// `dmy` or `mdy`: the order of day and month in the export's whole dates, for columns whose
+    /// values never show it (beats the mapping's).
+    pub date_order: Option<String>,
 }
 
 /// A `[mapping]` table: how an export's columns become the 25 fields.
@@ -130,6 +133,11 @@ pub struct MappingConfig {
     /// Field name → value used where the export leaves the field empty.
     #[serde(default)]
     pub defaults: BTreeMap<String, String>,
+    /// `dmy` or `mdy`: the order of day and month in whole dates whose column never shows it.
+    pub date_order: Option<String>,
+    /// The export has no customer id column, and that is intended.
+    #[serde(default)]
+    pub allow_missing_id: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]

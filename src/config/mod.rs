@@ -420,13 +420,22 @@ impl Config {
         if s.name.trim().is_empty() || s.store_id.trim().is_empty() {
             return Err(self.invalid(key("name"), "every store needs a name and a store_id"));
         }
-        let rules = match &s.mapping {
+        let mut rules = match &s.mapping {
             Some(m) => Arc::new(
                 MappingRules::from_config(m)
                     .map_err(|(k, reason)| self.invalid(key(&k), reason))?,
             ),
             None => shared,
         };
+        if let Some(order) = &s.date_order {
+            let order = crate::dates::DateOrder::from_name(order).ok_or_else(|| {
+                self.invalid(
+                    key("date_order"),
+                    format!("{order:?} is neither \"dmy\" nor \"mdy\""),
+                )
+            })?;
+            Arc::make_mut(&mut rules).date_order = Some(order);
+        }
         Ok(StoreSettings {
             name: s.name.clone(),
             store_id: s.store_id.clone(),
@@ -460,7 +469,7 @@ impl Config {
             Some(e) => Some(Encoding::from_name(e).ok_or_else(|| {
                 self.invalid(
                     key("encoding"),
-                    format!("{e:?} is not utf-8 or windows-1252"),
+                    format!("{e:?} is not utf-8, windows-1252, utf-16le, utf-16be or macintosh"),
                 )
             })?),
         };

@@ -99,15 +99,21 @@ pub struct DoneBatch {
 }
 
 impl DoneBatch {
-    /// Each row: the customer, where it was read, and its issues.
-    pub fn rows(&self) -> impl Iterator<Item = (&Customer, Location, &[Issue])> {
+    /// Each row: the customer (to settle its birth date), where it was read, and its issues.
+    pub fn rows_mut(&mut self) -> impl Iterator<Item = (&mut Customer, Location, &[Issue])> {
         let mut start = 0;
-        self.raw.rows.iter().enumerate().map(move |(i, row)| {
-            let end = self.issue_ends[i] as usize;
-            let issues = &self.issues[start..end];
-            start = end;
-            (&self.customers[i], row.at, issues)
-        })
+        let issues = &self.issues;
+        let ends = &self.issue_ends;
+        self.customers
+            .iter_mut()
+            .zip(&self.raw.rows)
+            .enumerate()
+            .map(move |(i, (customer, row))| {
+                let end = ends[i] as usize;
+                let row_issues = &issues[start..end];
+                start = end;
+                (customer, row.at, row_issues)
+            })
     }
 
     /// Splits the batch into its reusable parts.

@@ -4,33 +4,41 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::io::{BufRead, Read};
+use std::io::{self, BufRead, Cursor, Read};
 use std::rc::Rc;
 
 use ::csv::{ErrorKind, ReaderBuilder, StringRecord};
 
-use super::{Encoding, Format, InputError, InputSpec, Location, SourceInfo, Visit, utf8_hint};
+use super::guard::{GuardError, MAX_RECORD_BYTES};
+use super::{
+    Encoding, Format, Input, InputError, InputSpec, Location, SourceInfo, Visit, quote, read_error,
+    utf8_hint,
+};
 use crate::customer::{RawCustomer, has_control_bytes};
 use crate::mapping::{ColumnMap, Target};
+use crate::protocol::Field;
 
 pub(super) fn read(
-    mut reader: Box<dyn BufRead>,
+    input: Input<'_>,
     spec: &InputSpec,
-    name: &str,
-    encoding: Encoding,
     visit: &mut Visit<'_>,
 ) -> Result<SourceInfo, InputError> {
-    let delimiter = match spec.delimiter {
-        Some(d) => d,
-        None => sniff_delimiter(
-            reader
-                .fill_buf()
-                .map_err(|e| InputError::new(name, format!("cannot read: {e}")))?,
-        ),
-    };
-    let lines = Rc::new(RefCell::new(LineIndex::default()));
+    let Input {
+        mut reader,
+        mark,
+        name,
+        encoding,
+    } = input;
+    let read_error = |e: &io::Error, line| read_error(name, e, line);
+    let preamble =
+        read_preamble(&mut reader, spec.delimiter).map_err(|e| read_error(&e, Some(1)))?;
+    let delimiter = preamble.delimiter;
+    let lines = Rc::new(RefCell::new(LineIndex {
+        passed: preamble.skipped_lines,
+        ..LineIndex::default()
+    }));
     let counting = Counting {
-        inner: reader,
+        inner: Box::new(Cursor::new(preamble.first_line).chain(reader)),
         lines: lines.clone(),
     };
     let mut csv = ReaderBuilder::new()
@@ -40,17 +48,25 @@ pub(super) fn read(
         .from_reader(counting);
     // A StringRecord checks UTF-8 once per record, not once per field.
     let mut record = StringRecord::new();
-    let line_of = |record: &StringRecord| {
-        lines
-            .borrow_mut()
-            .line_of(record.position().map_or(0, |p| p.byte()))
-    };
+    let line_of = |byte: u64| lines.borrow_mut().line_of(byte);
     let mut headers: Vec<String> = Vec::new();
-    let read = |csv: &mut ::csv::Reader<_>, record: &mut StringRecord, headers: &[String]| {
-        csv.read_record(record).map_err(|e| {
-            let line = e.position().map(|p| lines.borrow_mut().line_of(p.byte()));
-            csv_error(name, &e, line, headers, encoding)
-        })
+    // Where the record being read starts, for errors that stop the reading inside it.
+    let mut next_start = 0;
+    let mut read = |csv: &mut ::csv::Reader<_>, record: &mut StringRecord, headers: &[String]| {
+        let got = csv.read_record(record).map_err(|e| match e.kind() {
+            ErrorKind::Io(io) => read_error(io, Some(line_of(next_start))),
+            _ => {
+                let line = e.position().map(|p| line_of(p.byte()));
+                csv_error(name, &e, line, headers, encoding)
+            }
+        })?;
+        mark.next_record();
+        if got && record.as_slice().len() as u64 > MAX_RECORD_BYTES {
+            let line = line_of(record.position().map_or(0, |p| p.byte()));
+            return Err(InputError::new(name, GuardError::TooLong.to_string()).at_line(line));
+        }
+        next_start = csv.position().byte();
+        Ok(got)
     };
     if !read(&mut csv, &mut record, &headers)? {
         return Err(InputError::new(
@@ -60,31 +76,36 @@ pub(super) fn read(
     }
     headers = record.iter().map(str::to_owned).collect();
     let map = ColumnMap::from_headers(&headers, &spec.rules);
-    if map.targets.iter().all(|t| *t == Target::Ignore) {
+    if map.order.is_empty() {
         return Err(InputError::new(
             name,
             format!(
                 "no column maps to a customer field (headers: {}); is the header row missing, or is \
                  the delimiter not {:?}?",
-                headers.join(", "),
+                quote(&headers.join(", ")),
                 delimiter as char
             ),
         )
-        .at_line(1));
+        .at_line(preamble.skipped_lines + 1));
     }
+    let mut info = SourceInfo::new(Format::Csv, encoding);
     let mut number = 0;
     // The last record's line, if its last value holds a line break (see `check_closed_quotes`).
     let mut broken_last_value = None;
     while read(&mut csv, &mut record, &headers)? {
-        number += 1;
-        let line = line_of(&record);
+        let line = line_of(record.position().map_or(0, |p| p.byte()));
         check_width(&record, &headers, line, name)?;
         broken_last_value = record
             .iter()
             .next_back()
             .is_some_and(|v| v.contains(['\n', '\r']))
             .then_some((line, record.len() - 1));
-        let raw = raw_customer(&record, &map.targets);
+        if record.iter().all(|v| v.trim().is_empty()) {
+            info.blank_row(line);
+            continue;
+        }
+        number += 1;
+        let raw = raw_customer(&record, &map.order);
         visit(
             &raw,
             Location {
@@ -94,18 +115,99 @@ pub(super) fn read(
         )?;
     }
     check_closed_quotes(broken_last_value, lines.borrow().last_byte, &headers, name)?;
-    Ok(SourceInfo {
-        format: Format::Csv,
-        encoding,
-        input_blake3: String::new(),
-        unknown_columns: map.unknown,
-        shadowed_columns: map.shadowed,
-    })
+    info.delimiter = Some(delimiter);
+    info.has_id_column = map
+        .order
+        .iter()
+        .any(|(_, t)| *t == Target::Field(Field::PartnerCustomerId));
+    info.birth_date_columns = map
+        .order
+        .iter()
+        .filter(|(_, t)| *t == Target::BirthDate)
+        .map(|(i, _)| headers[*i].clone())
+        .collect();
+    info.unknown_columns = map.unknown;
+    info.columns = headers;
+    info.shadowed_columns = map.shadowed;
+    Ok(info)
 }
 
-/// `,` unless the first line has none and plainly uses `;`, a tab or `|` instead.
-fn sniff_delimiter(start: &[u8]) -> u8 {
-    let first_line = start.split(|b| *b == b'\n').next().unwrap_or_default();
+/// What comes before the header row.
+struct Preamble {
+    delimiter: u8,
+    /// Lines skipped: Excel's `sep=;`, PowerShell's `#TYPE System.Management.Automation.PSCustomObject`.
+    skipped_lines: u64,
+    /// The header line as read, given back to the CSV parser.
+    first_line: Vec<u8>,
+}
+
+/// Reads up to the header line: honours Excel's `sep=X` line (a `--delimiter` still wins), skips
+/// PowerShell 5.1's `#TYPE` line, and otherwise sniffs the delimiter from the decoded header.
+fn read_preamble(reader: &mut dyn BufRead, forced: Option<u8>) -> io::Result<Preamble> {
+    let mut skipped_lines = 0;
+    let mut declared = None;
+    loop {
+        let line = read_line(reader)?;
+        let text = line.trim_ascii_end();
+        let text = text
+            .strip_prefix(b"\"")
+            .and_then(|t| t.strip_suffix(b"\""))
+            .unwrap_or(text);
+        if skipped_lines < 2 {
+            if let [s, e, p, b'=', d] = text
+                && [s, e, p].map(u8::to_ascii_lowercase) == *b"sep"
+                && declared.is_none()
+            {
+                declared = Some(*d);
+                skipped_lines += 1;
+                continue;
+            }
+            if text.starts_with(b"#TYPE ") {
+                skipped_lines += 1;
+                continue;
+            }
+        }
+        let delimiter = forced
+            .or(declared)
+            .unwrap_or_else(|| sniff_delimiter(&line));
+        return Ok(Preamble {
+            delimiter,
+            skipped_lines,
+            first_line: line,
+        });
+    }
+}
+
+/// One line with its end (`\n`, `\r\n` or a bare `\r`), or what is left at the end of the stream.
+fn read_line(reader: &mut dyn BufRead) -> io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(line);
+        }
+        match memchr::memchr2(b'\n', b'\r', buf) {
+            Some(i) => {
+                let cr = buf[i] == b'\r';
+                line.extend_from_slice(&buf[..=i]);
+                reader.consume(i + 1);
+                if cr && reader.fill_buf()?.first() == Some(&b'\n') {
+                    line.push(b'\n');
+                    reader.consume(1);
+                }
+                return Ok(line);
+            }
+            None => {
+                let n = buf.len();
+                line.extend_from_slice(buf);
+                reader.consume(n);
+            }
+        }
+    }
+}
+
+/// `,` unless the header has none and plainly uses `;`, a tab or `|` instead.
+fn sniff_delimiter(first_line: &[u8]) -> u8 {
     let count = |d: u8| first_line.iter().filter(|b| **b == d).count();
     if count(b',') > 0 {
         return b',';
@@ -170,18 +272,16 @@ fn check_width(
     .at_line(line))
 }
 
-fn raw_customer<'r>(record: &'r StringRecord, targets: &[Target]) -> RawCustomer<'r> {
+/// The record's values by target; `order` puts the column that wins each target first, so a later
+/// column for the same target only fills a row where the earlier ones are empty.
+fn raw_customer<'r>(record: &'r StringRecord, order: &[(usize, Target)]) -> RawCustomer<'r> {
     let mut raw = RawCustomer {
         plain: !has_control_bytes(record.as_slice().as_bytes()),
         ..RawCustomer::default()
     };
-    for (value, target) in record.iter().zip(targets) {
-        match *target {
-            Target::Field(f) => raw.set(f, value),
-            Target::BirthDate => raw.birth_date = Some(value),
-            Target::FullName => raw.full_name = Some(value),
-            Target::AccountsReceivable => raw.accounts_receivable = Some(value),
-            Target::Ignore => {}
+    for &(column, target) in order {
+        if let Some(value) = record.get(column) {
+            raw.fill(target, value);
         }
     }
     raw
@@ -215,10 +315,13 @@ fn csv_error(
 /// physical line where it starts (quoted fields may span lines; blank lines are skipped).
 #[derive(Default)]
 struct LineIndex {
-    /// Offsets of `\r` and `\n` bytes ahead of the last record asked about, and whether each is `\n`.
+    /// Offsets of `\r` and `\n` bytes ahead of the last record asked about, and whether each ends a
+    /// line (a `\n`, or a `\r` not followed by one).
     ahead: VecDeque<(u64, bool)>,
     passed: u64,
     read: u64,
+    /// A `\r` that ended the last read: whether it ends a line depends on the next byte.
+    pending_cr: Option<u64>,
     /// The last byte read that is not a line break.
     last_byte: Option<u8>,
 }
@@ -257,8 +360,21 @@ impl Read for Counting {
         let n = self.inner.read(buf)?;
         let mut index = self.lines.borrow_mut();
         let start = index.read;
+        if let Some(cr) = index.pending_cr.take() {
+            index
+                .ahead
+                .push_back((cr, buf[..n].first() != Some(&b'\n')));
+        }
         for i in memchr::memchr2_iter(b'\n', b'\r', &buf[..n]) {
-            index.ahead.push_back((start + i as u64, buf[i] == b'\n'));
+            let ends_line = match (buf[i], buf[..n].get(i + 1)) {
+                (b'\n', _) => true,
+                (_, Some(next)) => *next != b'\n',
+                (_, None) => {
+                    index.pending_cr = Some(start + i as u64);
+                    continue;
+                }
+            };
+            index.ahead.push_back((start + i as u64, ends_line));
         }
         index.read += n as u64;
         if let Some(&b) = buf[..n].iter().rev().find(|b| !matches!(b, b'\n' | b'\r')) {
@@ -277,27 +393,21 @@ mod tests {
 
     fn rows(text: &'static [u8]) -> Result<Vec<Row>, InputError> {
         let mut out = Vec::new();
-        let spec = InputSpec {
-            path: None,
-            format: Format::Csv,
-            encoding: None,
-            delimiter: None,
-            rules: Default::default(),
+        let spec = InputSpec::default();
+        let input = Input {
+            reader: Box::new(text),
+            mark: Default::default(),
+            name: "t.csv",
+            encoding: Encoding::Utf8,
         };
-        read(
-            Box::new(text),
-            &spec,
-            "t.csv",
-            Encoding::Utf8,
-            &mut |raw, at| {
-                let fields = Field::ALL
-                    .into_iter()
-                    .filter_map(|f| raw.fields[f as usize].map(|v| (f, v.to_owned())))
-                    .collect();
-                out.push((at.line, fields));
-                Ok(())
-            },
-        )?;
+        read(input, &spec, &mut |raw, at| {
+            let fields = Field::ALL
+                .into_iter()
+                .filter_map(|f| raw.fields[f as usize].map(|v| (f, v.to_owned())))
+                .collect();
+            out.push((at.line, fields));
+            Ok(())
+        })?;
         Ok(out)
     }
 

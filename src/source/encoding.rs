@@ -1,8 +1,11 @@
-//! Character encodings of exports: UTF-8 with or without BOM, and Windows-1252 from old dealer systems.
+//! Character encodings of exports: UTF-8 with or without BOM, Windows-1252 from old dealer systems,
+//! UTF-16 with a BOM (Excel's "Unicode Text") and Mac Roman (Excel for Mac's "CSV").
 //!
-//! Detection never guesses silently: a file that is valid UTF-8 is UTF-8; a file with no valid multi-byte
-//! UTF-8 and some bytes that are not UTF-8 is Windows-1252; a file mixing both is an error naming the first
-//! bad line, since decoding it either way would mangle some names (SPEC §3).
+//! Detection never guesses silently: a UTF-16 BOM means UTF-16; a file that is valid UTF-8 is UTF-8; a
+//! file with no valid multi-byte UTF-8 and some bytes that are not UTF-8 is Windows-1252, unless its lines
+//! end in a bare CR, which is how Excel for Mac writes Mac Roman: that file is refused with the flag that
+//! reads it. A file mixing UTF-8 and stray bytes is an error naming the first bad line, since decoding it
+//! either way would mangle some names (README "Input").
 
 use std::io::{self, BufRead, BufReader, Read};
 
@@ -15,14 +18,24 @@ pub enum Encoding {
     Utf8,
     #[serde(rename = "windows-1252")]
     Windows1252,
+    #[serde(rename = "utf-16le")]
+    Utf16Le,
+    #[serde(rename = "utf-16be")]
+    Utf16Be,
+    #[serde(rename = "macintosh")]
+    MacRoman,
 }
 
 impl Encoding {
-    /// Parses `utf-8`, `utf8`, `windows-1252`, `cp1252` (any case).
+    /// Parses `utf-8`, `windows-1252` (`cp1252`), `utf-16le`, `utf-16be`, `macintosh` (`mac-roman`),
+    /// in any case.
     pub fn from_name(name: &str) -> Option<Encoding> {
         match name.trim().to_ascii_lowercase().as_str() {
             "utf-8" | "utf8" => Some(Encoding::Utf8),
             "windows-1252" | "cp1252" | "windows1252" => Some(Encoding::Windows1252),
+            "utf-16le" | "utf16le" => Some(Encoding::Utf16Le),
+            "utf-16be" | "utf16be" => Some(Encoding::Utf16Be),
+            "macintosh" | "mac-roman" | "macroman" | "x-mac-roman" => Some(Encoding::MacRoman),
             _ => None,
         }
     }
@@ -31,11 +44,38 @@ impl Encoding {
         match self {
             Encoding::Utf8 => "utf-8",
             Encoding::Windows1252 => "windows-1252",
+            Encoding::Utf16Le => "utf-16le",
+            Encoding::Utf16Be => "utf-16be",
+            Encoding::MacRoman => "macintosh",
+        }
+    }
+
+    /// The decoder for an encoding other than UTF-8.
+    fn decoder(self) -> Option<&'static encoding_rs::Encoding> {
+        match self {
+            Encoding::Utf8 => None,
+            Encoding::Windows1252 => Some(encoding_rs::WINDOWS_1252),
+            Encoding::Utf16Le => Some(encoding_rs::UTF_16LE),
+            Encoding::Utf16Be => Some(encoding_rs::UTF_16BE),
+            Encoding::MacRoman => Some(encoding_rs::MACINTOSH),
         }
     }
 }
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+const UTF16LE_BOM: &[u8] = b"\xFF\xFE";
+const UTF16BE_BOM: &[u8] = b"\xFE\xFF";
+
+/// The UTF-16 encoding a stream's first bytes announce with a BOM, if any.
+pub fn utf16_bom(start: &[u8]) -> Option<Encoding> {
+    if start.starts_with(UTF16LE_BOM) {
+        Some(Encoding::Utf16Le)
+    } else if start.starts_with(UTF16BE_BOM) {
+        Some(Encoding::Utf16Be)
+    } else {
+        None
+    }
+}
 
 /// What a scan of raw bytes found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +85,9 @@ pub enum Detected {
     Mixed {
         first_invalid_line: u64,
     },
+    /// Single-byte text whose lines end in a bare CR: Excel for Mac's Mac Roman, or an old Mac's
+    /// Windows-1252; decoding it as either without being told would mangle accented names.
+    MacLineEnds,
 }
 
 /// Incremental scan of a byte stream for UTF-8 validity.
@@ -54,12 +97,16 @@ pub struct Utf8Scan {
     line: u64,
     multibyte_seen: bool,
     first_invalid_line: Option<u64>,
+    lf_seen: bool,
+    cr_seen: bool,
 }
 
 impl Utf8Scan {
     /// Feeds the next bytes of the stream. Only a character cut at the end of `bytes` is copied (to be
     /// completed by the next call); lines are counted only until the first invalid byte is found.
     pub fn feed(&mut self, bytes: &[u8]) {
+        self.lf_seen = self.lf_seen || memchr::memchr(b'\n', bytes).is_some();
+        self.cr_seen = self.cr_seen || memchr::memchr(b'\r', bytes).is_some();
         let rest = match self.complete_carry(bytes) {
             Some(rest) => rest,
             None => return,
@@ -145,6 +192,9 @@ impl Utf8Scan {
             .or((complete && !self.carry.is_empty()).then_some(self.line + 1));
         match first_invalid {
             None => Detected::Encoding(Encoding::Utf8),
+            Some(_) if !self.multibyte_seen && self.cr_seen && !self.lf_seen => {
+                Detected::MacLineEnds
+            }
             Some(_) if !self.multibyte_seen => Detected::Encoding(Encoding::Windows1252),
             Some(line) => Detected::Mixed {
                 first_invalid_line: line,
@@ -156,6 +206,9 @@ impl Utf8Scan {
 /// Scans a whole file (after any BOM) to detect its encoding.
 pub fn detect_file(path: &std::path::Path) -> io::Result<Detected> {
     let mut file = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    if let Some(utf16) = utf16_bom(file.fill_buf()?) {
+        return Ok(Detected::Encoding(utf16));
+    }
     let mut scan = Utf8Scan::default();
     let mut first = true;
     loop {
@@ -177,6 +230,9 @@ pub fn detect_file(path: &std::path::Path) -> io::Result<Detected> {
 
 /// Detects the encoding from the bytes buffered at the start of a stream that cannot be read twice.
 pub fn detect_prefix(prefix: &[u8], complete: bool) -> Detected {
+    if let Some(utf16) = utf16_bom(prefix) {
+        return Detected::Encoding(utf16);
+    }
     let mut scan = Utf8Scan::default();
     scan.feed(prefix.strip_prefix(UTF8_BOM).unwrap_or(prefix));
     scan.verdict(complete)
@@ -193,16 +249,17 @@ pub fn skip_bom(reader: &mut impl BufRead) -> io::Result<bool> {
     }
 }
 
-/// Wraps `reader` so that it yields UTF-8: Windows-1252 is decoded, UTF-8 passes through unchanged
-/// (invalid UTF-8 is then reported by the format reader with its line).
+/// Wraps `reader` so that it yields UTF-8: other encodings are decoded (a UTF-16 BOM dropped), UTF-8
+/// passes through unchanged (invalid UTF-8 is then reported by the format reader with its line).
 pub fn decoded<'a>(reader: impl Read + 'a, encoding: Encoding) -> Box<dyn BufRead + 'a> {
-    match encoding {
-        Encoding::Utf8 => Box::new(BufReader::with_capacity(1 << 16, reader)),
-        Encoding::Windows1252 => Box::new(BufReader::with_capacity(
+    match encoding.decoder() {
+        None => Box::new(BufReader::with_capacity(1 << 16, reader)),
+        Some(decoder) => Box::new(BufReader::with_capacity(
             1 << 16,
             encoding_rs_io::DecodeReaderBytesBuilder::new()
-                .encoding(Some(encoding_rs::WINDOWS_1252))
+                .encoding(Some(decoder))
                 .bom_override(false)
+                .strip_bom(matches!(encoding, Encoding::Utf16Le | Encoding::Utf16Be))
                 .build(reader),
         )),
     }
@@ -276,6 +333,45 @@ mod tests {
             .read_to_string(&mut out)
             .unwrap();
         assert_eq!(out, "Café \u{201c}quoted\u{201d}");
+    }
+
+    #[test]
+    fn utf16_is_known_by_its_bom_and_decoded_without_it() {
+        let le: Vec<u8> = b"\xFF\xFE"
+            .iter()
+            .copied()
+            .chain("Zoë\tA".encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        assert_eq!(
+            detect_prefix(&le, true),
+            Detected::Encoding(Encoding::Utf16Le)
+        );
+        let mut out = String::new();
+        decoded(&le[..], Encoding::Utf16Le)
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "Zoë\tA");
+        assert_eq!(
+            detect_prefix(b"\xFE\xFF\x00A", true),
+            Detected::Encoding(Encoding::Utf16Be)
+        );
+    }
+
+    #[test]
+    fn single_byte_text_with_bare_cr_line_ends_is_not_guessed() {
+        assert_eq!(
+            detect_prefix(b"Name\rJos\x8E\r", true),
+            Detected::MacLineEnds
+        );
+        assert_eq!(
+            detect_prefix(b"Name\r\nJos\xE9\r\n", true),
+            Detected::Encoding(Encoding::Windows1252)
+        );
+        let mut out = String::new();
+        decoded(&b"Jos\x8E Mu\x96oz"[..], Encoding::MacRoman)
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "José Muñoz");
     }
 
     #[test]

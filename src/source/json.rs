@@ -1,4 +1,5 @@
-//! JSON exports (an array of customer objects, or `{"rows": [...]}`) and NDJSON (one object per line).
+//! JSON exports (an array of customer objects, or an object whose only array of objects holds them,
+//! such as `{"customers": [...]}`) and NDJSON (one object per line).
 //!
 //! The array is streamed element by element through serde's visitor API, so a large file is never held in
 //! memory whole. Values may be strings, numbers, booleans or null; an object or array where a value belongs
@@ -6,45 +7,99 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::io::{BufRead, Read};
+use std::io::{self, BufRead, Read};
 use std::rc::Rc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::{Encoding, Format, InputError, InputSpec, Location, SourceInfo, Visit, utf8_hint};
+use super::guard::RecordMark;
+use super::{
+    Encoding, Format, Input, InputError, InputSpec, Location, SourceInfo, Visit, quote, read_error,
+    utf8_hint,
+};
 use crate::customer::RawCustomer;
 use crate::mapping::{KeyMapper, Target};
-use crate::protocol::FIELD_COUNT;
+use crate::protocol::{FIELD_COUNT, Field};
+
+/// Slots of a record: the 25 fields, then the whole birth date, the whole name and the
+/// accounts-receivable number.
+const SLOTS: usize = FIELD_COUNT + 3;
+const BIRTH_DATE: usize = FIELD_COUNT;
+const FULL_NAME: usize = FIELD_COUNT + 1;
+const ACCOUNTS_RECEIVABLE: usize = FIELD_COUNT + 2;
+
+fn slot_of(target: Target) -> Option<usize> {
+    match target {
+        Target::Field(f) => Some(f as usize),
+        Target::BirthDate => Some(BIRTH_DATE),
+        Target::FullName => Some(FULL_NAME),
+        Target::AccountsReceivable => Some(ACCOUNTS_RECEIVABLE),
+        Target::Ignore => None,
+    }
+}
 
 /// One record's values, reused from record to record.
-#[derive(Default)]
 struct RowBuf {
-    values: [String; FIELD_COUNT],
-    given: [bool; FIELD_COUNT],
-    birth_date: Option<String>,
-    full_name: Option<String>,
-    accounts_receivable: Option<String>,
+    values: [String; SLOTS],
+    /// The rank and number of the key that gave each slot its value.
+    given: [Option<(u8, u16)>; SLOTS],
+    scratch: String,
+}
+
+impl Default for RowBuf {
+    fn default() -> Self {
+        Self {
+            values: std::array::from_fn(|_| String::new()),
+            given: [None; SLOTS],
+            scratch: String::new(),
+        }
+    }
 }
 
 impl RowBuf {
     fn clear(&mut self) {
-        self.given = [false; FIELD_COUNT];
-        self.birth_date = None;
-        self.full_name = None;
-        self.accounts_receivable = None;
+        self.given = [None; SLOTS];
+    }
+
+    fn get(&self, slot: usize) -> Option<&str> {
+        self.given[slot].map(|_| self.values[slot].as_str())
     }
 
     fn raw(&self) -> RawCustomer<'_> {
         let mut raw = RawCustomer::default();
-        for (i, value) in self.values.iter().enumerate() {
-            if self.given[i] {
-                raw.fields[i] = Some(value);
-            }
+        for (i, value) in raw.fields.iter_mut().enumerate() {
+            *value = self.get(i);
         }
-        raw.birth_date = self.birth_date.as_deref();
-        raw.full_name = self.full_name.as_deref();
-        raw.accounts_receivable = self.accounts_receivable.as_deref();
+        raw.birth_date = self.get(BIRTH_DATE);
+        raw.full_name = self.get(FULL_NAME);
+        raw.accounts_receivable = self.get(ACCOUNTS_RECEIVABLE);
         raw
+    }
+
+    fn is_blank(&self) -> bool {
+        (0..SLOTS).all(|i| self.get(i).is_none_or(|v| v.trim().is_empty()))
+    }
+
+    /// Keeps the value in `scratch` for `slot` if it is the first, or fills an empty one, or comes
+    /// from a stronger key; returns the pair (key used, other key) when a slot had two values.
+    fn offer(&mut self, slot: usize, rank: u8, id: u16) -> Option<(u16, u16)> {
+        let Some((old_rank, old_id)) = self.given[slot] else {
+            std::mem::swap(&mut self.values[slot], &mut self.scratch);
+            self.given[slot] = Some((rank, id));
+            return None;
+        };
+        let old_blank = self.values[slot].trim().is_empty();
+        let new_blank = self.scratch.trim().is_empty();
+        let takes = !new_blank && (old_blank || rank > old_rank);
+        if takes {
+            std::mem::swap(&mut self.values[slot], &mut self.scratch);
+            self.given[slot] = Some((rank, id));
+        }
+        Some(if rank > old_rank {
+            (id, old_id)
+        } else {
+            (old_id, id)
+        })
     }
 }
 
@@ -55,6 +110,10 @@ struct Rows<'a, 'v> {
     mapper: KeyMapper,
     buf: RowBuf,
     records: u64,
+    info: SourceInfo,
+    mark: RecordMark,
+    /// The member of a top-level object that holds the rows, if named.
+    json_key: Option<String>,
     /// Newlines consumed so far (JSON), or the current line (NDJSON).
     line: Rc<Cell<u64>>,
     last_key: String,
@@ -64,6 +123,11 @@ struct Rows<'a, 'v> {
 
 impl Rows<'_, '_> {
     fn finish_record<E: de::Error>(&mut self, line: u64) -> Result<(), E> {
+        self.mark.next_record();
+        if self.buf.is_blank() {
+            self.info.blank_row(line);
+            return Ok(());
+        }
         self.records += 1;
         let at = Location {
             line,
@@ -75,20 +139,28 @@ impl Rows<'_, '_> {
         })
     }
 
-    fn info(&self) -> SourceInfo {
-        SourceInfo {
-            format: Format::Json,
-            encoding: Encoding::Utf8,
-            input_blake3: String::new(),
-            unknown_columns: self.mapper.unknown(),
-            shadowed_columns: Vec::new(),
-        }
+    fn info(&mut self, format: Format) -> SourceInfo {
+        let mut info = std::mem::replace(&mut self.info, SourceInfo::new(format, Encoding::Utf8));
+        info.format = format;
+        info.unknown_columns = self.mapper.unknown();
+        info.shadowed_columns = self.mapper.pairs();
+        info.birth_date_columns = self.mapper.keys_for(Target::BirthDate);
+        info.columns = self.mapper.keys();
+        info.has_id_column = !self
+            .mapper
+            .keys_for(Target::Field(Field::PartnerCustomerId))
+            .is_empty();
+        info
     }
 
     /// Turns a serde_json error into an input error, preferring the callback's own error.
     fn error(&mut self, e: serde_json::Error, line: Option<u64>, encoding: Encoding) -> InputError {
         if let Some(stopped) = self.stopped.take() {
             return stopped;
+        }
+        let at = line.unwrap_or(e.line() as u64);
+        if e.is_io() {
+            return read_error(self.name, &io::Error::from(e), Some(at));
         }
         let text = e.to_string();
         let message = text
@@ -99,13 +171,13 @@ impl Rows<'_, '_> {
         } else {
             ""
         };
-        let mut err = InputError::new(self.name, format!("malformed JSON: {message}{hint}"))
-            .at_line(line.unwrap_or(e.line() as u64));
+        let mut err =
+            InputError::new(self.name, format!("malformed JSON: {message}{hint}")).at_line(at);
         if e.column() > 0 {
             let key = if self.last_key.is_empty() {
                 String::new()
             } else {
-                format!(" (near key {:?})", self.last_key)
+                format!(" (near key \"{}\")", quote(&self.last_key))
             };
             err = err.in_column(format!("{}{key}", e.column()));
         }
@@ -113,46 +185,49 @@ impl Rows<'_, '_> {
     }
 }
 
-/// Reads a JSON array of customers, or an object whose `rows` is one.
+/// Reads a JSON array of customers, or an object holding one.
 pub(super) fn read_json(
-    reader: Box<dyn BufRead>,
+    input: Input<'_>,
     spec: &InputSpec,
-    name: &str,
     visit: &mut Visit<'_>,
 ) -> Result<SourceInfo, InputError> {
     let line = Rc::new(Cell::new(0));
     let counting = CountLines {
-        inner: reader,
+        inner: input.reader,
         newlines: line.clone(),
     };
-    let mut rows = new_rows(name, spec, visit, line);
+    let mut rows = new_rows(input.name, spec, visit, line, input.mark);
     let mut de = serde_json::Deserializer::from_reader(counting);
     let parsed = TopSeed(&mut rows)
         .deserialize(&mut de)
         .and_then(|()| de.end());
     match parsed {
-        Ok(()) => Ok(rows.info()),
-        Err(e) => Err(rows.error(e, None, Encoding::Utf8)),
+        Ok(()) => Ok(rows.info(Format::Json)),
+        Err(e) => Err(rows.error(e, None, input.encoding)),
     }
 }
 
 /// Reads one customer object per line; blank lines are skipped.
 pub(super) fn read_ndjson(
-    mut reader: Box<dyn BufRead>,
+    input: Input<'_>,
     spec: &InputSpec,
-    name: &str,
-    encoding: Encoding,
     visit: &mut Visit<'_>,
 ) -> Result<SourceInfo, InputError> {
+    let Input {
+        mut reader,
+        mark,
+        name,
+        encoding,
+    } = input;
     let line = Rc::new(Cell::new(0));
-    let mut rows = new_rows(name, spec, visit, line.clone());
+    let mut rows = new_rows(name, spec, visit, line.clone(), mark);
     let mut buf = Vec::new();
     let mut lines_before = 0;
     loop {
         buf.clear();
         let n = reader
             .read_until(b'\n', &mut buf)
-            .map_err(|e| InputError::new(name, format!("cannot read: {e}")))?;
+            .map_err(|e| read_error(name, &e, Some(lines_before + 1)))?;
         if n == 0 {
             break;
         }
@@ -160,6 +235,7 @@ pub(super) fn read_ndjson(
         line.set(lines_before);
         lines_before += 1;
         if buf.iter().all(u8::is_ascii_whitespace) {
+            rows.mark.next_record();
             continue;
         }
         let mut de = serde_json::Deserializer::from_slice(&buf);
@@ -170,9 +246,7 @@ pub(super) fn read_ndjson(
             return Err(rows.error(e, Some(lines_before), encoding));
         }
     }
-    let mut info = rows.info();
-    info.format = Format::Ndjson;
-    Ok(info)
+    Ok(rows.info(Format::Ndjson))
 }
 
 fn new_rows<'a, 'v>(
@@ -180,6 +254,7 @@ fn new_rows<'a, 'v>(
     spec: &InputSpec,
     visit: &'a mut Visit<'v>,
     line: Rc<Cell<u64>>,
+    mark: RecordMark,
 ) -> Rows<'a, 'v> {
     Rows {
         name,
@@ -187,6 +262,9 @@ fn new_rows<'a, 'v>(
         mapper: KeyMapper::new(spec.rules.clone()),
         buf: RowBuf::default(),
         records: 0,
+        info: SourceInfo::new(spec.format, Encoding::Utf8),
+        mark,
+        json_key: spec.json_key.clone(),
         line,
         last_key: String::new(),
         stopped: None,
@@ -202,17 +280,45 @@ struct CountLines {
 impl Read for CountLines {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let lines = buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        let lines = memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
         self.newlines.set(self.newlines.get() + lines);
         Ok(n)
     }
 }
 
-/// The document: an array of rows, or an object with a `rows` array.
+/// Visitor methods that accept any scalar and answer `$value`.
+macro_rules! accept_scalars {
+    ($value:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+}
+
+/// The document: an array of rows, or an object one of whose members is.
 struct TopSeed<'r, 'a, 'v>(&'r mut Rows<'a, 'v>);
 
 impl<'de> DeserializeSeed<'de> for TopSeed<'_, '_, '_> {
     type Value = ();
+
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
@@ -222,30 +328,147 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(r#"an array of customer objects, or {"rows": [...]}"#)
+        f.write_str(r#"an array of customer objects, or an object holding one such as {"customers": [...]}"#)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
         RowsSeed(self.0).visit_seq(seq)
     }
 
+    /// The member named by `--json-key`, else the only member that is an array of objects.
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut found = false;
+        let rows = self.0;
+        let wanted = rows.json_key.clone();
+        let mut found: Option<String> = None;
+        let mut empty = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
-            if key == "rows" && !found {
-                map.next_value_seed(RowsSeed(&mut *self.0))?;
-                found = true;
-            } else {
-                map.next_value::<IgnoredAny>()?;
+            match &wanted {
+                Some(w) if *w == key && found.is_none() => {
+                    map.next_value_seed(RowsSeed(&mut *rows))?;
+                    found = Some(key);
+                }
+                Some(_) => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                None => match map.next_value_seed(MemberSeed {
+                    rows: &mut *rows,
+                    key: &key,
+                    found: found.as_deref(),
+                })? {
+                    Member::Rows => found = Some(key),
+                    Member::EmptyArray => empty.push(key),
+                    Member::Other => {}
+                },
             }
         }
-        if found {
-            Ok(())
-        } else {
-            Err(de::Error::custom(
-                r#"the object has no "rows" array; expected an array of customers or {"rows": [...]}"#,
-            ))
+        match (found, wanted) {
+            (Some(_), _) => Ok(()),
+            (None, Some(w)) => Err(de::Error::custom(format!(
+                "the object has no member \"{}\" (--json-key)",
+                quote(&w)
+            ))),
+            (None, None) if empty.len() == 1 => Ok(()),
+            (None, None) => Err(de::Error::custom(
+                r#"the object holds no array of customer objects; expected [...] or an object such as {"customers": [...]}"#,
+            )),
         }
+    }
+}
+
+/// What a member of the top-level object turned out to be.
+enum Member {
+    Rows,
+    EmptyArray,
+    Other,
+}
+
+/// A member of the top-level object: streamed as rows if it is an array of objects.
+struct MemberSeed<'r, 'k, 'a, 'v> {
+    rows: &'r mut Rows<'a, 'v>,
+    key: &'k str,
+    /// The member that already held rows, if any.
+    found: Option<&'k str>,
+}
+
+impl<'de> DeserializeSeed<'de> for MemberSeed<'_, '_, '_, '_> {
+    type Value = Member;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Member, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MemberSeed<'_, '_, '_, '_> {
+    type Value = Member;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    accept_scalars!(Member::Other);
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Member, A::Error> {
+        IgnoredAny.visit_map(map).map(|_| Member::Other)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member, A::Error> {
+        let first = seq.next_element_seed(FirstElement {
+            rows: &mut *self.rows,
+            key: self.key,
+            found: self.found,
+        })?;
+        match first {
+            None => Ok(Member::EmptyArray),
+            Some(true) => {
+                while seq.next_element_seed(RowSeed(&mut *self.rows))?.is_some() {}
+                Ok(Member::Rows)
+            }
+            Some(false) => {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Member::Other)
+            }
+        }
+    }
+}
+
+/// The first element of a member's array: a row if it is an object (then the array holds rows).
+struct FirstElement<'r, 'k, 'a, 'v> {
+    rows: &'r mut Rows<'a, 'v>,
+    key: &'k str,
+    found: Option<&'k str>,
+}
+
+impl<'de> DeserializeSeed<'de> for FirstElement<'_, '_, '_, '_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FirstElement<'_, '_, '_, '_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    accept_scalars!(false);
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+        IgnoredAny.visit_seq(seq).map(|_| false)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
+        if let Some(first) = self.found {
+            return Err(de::Error::custom(format!(
+                "the object holds two arrays of objects, \"{}\" and \"{}\": pass --json-key with \
+                 the one that holds the customers",
+                quote(first),
+                quote(self.key)
+            )));
+        }
+        RowSeed(self.rows).visit_map(map).map(|()| true)
     }
 }
 
@@ -254,6 +477,7 @@ struct RowsSeed<'r, 'a, 'v>(&'r mut Rows<'a, 'v>);
 
 impl<'de> DeserializeSeed<'de> for RowsSeed<'_, '_, '_> {
     type Value = ();
+
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_seq(self)
     }
@@ -277,6 +501,7 @@ struct RowSeed<'r, 'a, 'v>(&'r mut Rows<'a, 'v>);
 
 impl<'de> DeserializeSeed<'de> for RowSeed<'_, '_, '_> {
     type Value = ();
+
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_map(self)
     }
@@ -293,23 +518,16 @@ impl<'de> Visitor<'de> for RowSeed<'_, '_, '_> {
         let rows = self.0;
         let line = rows.line.get() + 1;
         rows.buf.clear();
-        while let Some(target) = map.next_key_seed(KeySeed(rows))? {
-            let buf = &mut rows.buf;
-            let slot = match target {
-                Target::Field(f) => {
-                    buf.given[f as usize] = true;
-                    &mut buf.values[f as usize]
-                }
-                Target::BirthDate => buf.birth_date.insert(String::new()),
-                Target::FullName => buf.full_name.insert(String::new()),
-                Target::AccountsReceivable => buf.accounts_receivable.insert(String::new()),
-                Target::Ignore => {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
+        while let Some(key) = map.next_key_seed(KeySeed(rows))? {
+            let Some(slot) = slot_of(key.target) else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
             };
-            slot.clear();
-            map.next_value_seed(ScalarSeed(slot))?;
+            rows.buf.scratch.clear();
+            map.next_value_seed(ScalarSeed(&mut rows.buf.scratch))?;
+            if let Some((used, other)) = rows.buf.offer(slot, key.rank, key.id) {
+                rows.mapper.pair(used, other);
+            }
         }
         rows.last_key.clear();
         rows.finish_record(line)
@@ -320,23 +538,24 @@ impl<'de> Visitor<'de> for RowSeed<'_, '_, '_> {
 struct KeySeed<'r, 'a, 'v>(&'r mut Rows<'a, 'v>);
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_, '_> {
-    type Value = Target;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Target, D::Error> {
+    type Value = crate::mapping::Key;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_str(self)
     }
 }
 
 impl Visitor<'_> for KeySeed<'_, '_, '_> {
-    type Value = Target;
+    type Value = crate::mapping::Key;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a column name")
     }
 
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<Target, E> {
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
         self.0.last_key.clear();
         self.0.last_key.push_str(key);
-        Ok(self.0.mapper.target(key))
+        Ok(self.0.mapper.key(key))
     }
 }
 
@@ -414,26 +633,26 @@ mod tests {
 
     fn spec(format: Format) -> InputSpec {
         InputSpec {
-            path: None,
             format,
-            encoding: None,
-            delimiter: None,
-            rules: Default::default(),
+            ..InputSpec::default()
+        }
+    }
+
+    fn input(text: &'static [u8], name: &'static str) -> Input<'static> {
+        Input {
+            reader: Box::new(text),
+            mark: Default::default(),
+            name,
+            encoding: Encoding::Utf8,
         }
     }
 
     fn json(text: &'static [u8], visit: &mut Visit<'_>) -> Result<SourceInfo, InputError> {
-        read_json(Box::new(text), &spec(Format::Json), "t.json", visit)
+        read_json(input(text, "t.json"), &spec(Format::Json), visit)
     }
 
     fn ndjson(text: &'static [u8], visit: &mut Visit<'_>) -> Result<SourceInfo, InputError> {
-        read_ndjson(
-            Box::new(text),
-            &spec(Format::Ndjson),
-            "t.ndjson",
-            Encoding::Utf8,
-            visit,
-        )
+        read_ndjson(input(text, "t.ndjson"), &spec(Format::Ndjson), visit)
     }
 
     #[test]
@@ -457,8 +676,80 @@ mod tests {
         let info = json(text, &mut |_, _| Ok(())).unwrap();
         unknown.extend(info.unknown_columns);
         assert_eq!(unknown, vec!["Fax".to_owned()]);
-        let err = json(br#"{"customers": []}"#, &mut |_, _| Ok(())).unwrap_err();
-        assert!(err.message.contains("\"rows\""), "{err}");
+        assert!(json(br#"{"customers": []}"#, &mut |_, _| Ok(())).is_ok());
+        let err = json(br#"{"count": 2, "tags": ["a"]}"#, &mut |_, _| Ok(())).unwrap_err();
+        assert!(
+            err.message.contains("no array of customer objects"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_only_array_of_objects_in_a_wrapping_object_holds_the_rows() {
+        let text = r#"{"meta": {"n": 2}, "tags": ["x", 1], "data": [{"First Name": "Ann"}, {"First Name": "Bo"}]}"#;
+        let got = collect(text, json).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].1, "Bo");
+    }
+
+    #[test]
+    fn two_arrays_of_objects_are_refused_naming_both_unless_one_is_named() {
+        let text: &'static [u8] =
+            br#"{"customers": [{"First Name": "Ann"}], "stores": [{"First Name": "Main St"}]}"#;
+        let err = json(text, &mut |_, _| Ok(())).unwrap_err();
+        assert!(
+            err.message.contains("\"customers\" and \"stores\"")
+                && err.message.contains("--json-key"),
+            "{err}"
+        );
+        let mut names = Vec::new();
+        let spec = InputSpec {
+            json_key: Some("customers".into()),
+            ..spec(Format::Json)
+        };
+        read_json(input(text, "t.json"), &spec, &mut |raw, _| {
+            names.push(
+                raw.fields[Field::FirstName as usize]
+                    .unwrap_or("")
+                    .to_owned(),
+            );
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(names, ["Ann"]);
+    }
+
+    #[test]
+    fn objects_of_only_empty_values_are_skipped_as_blank_rows() {
+        let got = collect(
+            "[{\"First Name\": \"\"}, {\"First Name\": \"Ann\"}, {}]",
+            json,
+        )
+        .unwrap();
+        assert_eq!(got.len(), 1);
+        let info = json(b"[{\"Email\": \" \"}]", &mut |_, _| Ok(())).unwrap();
+        assert_eq!(info.blank_rows.0, 1);
+    }
+
+    #[test]
+    fn of_two_keys_for_one_field_the_exact_name_wins_and_the_other_fills_in() {
+        let mut got = Vec::new();
+        let text: &'static [u8] =
+            br#"[{"Phone": "1", "Home Phone": "2"}, {"Phone": "3", "Home Phone": ""}]"#;
+        let info = json(text, &mut |raw, _| {
+            got.push(
+                raw.fields[Field::HomePhone as usize]
+                    .unwrap_or("")
+                    .to_owned(),
+            );
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, ["2", "3"]);
+        assert_eq!(
+            info.shadowed_columns,
+            [("Home Phone".to_owned(), "Phone".to_owned())]
+        );
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! Reading customer exports: CSV, JSON and NDJSON, from a file or stdin, in UTF-8 or Windows-1252
-//! (SPEC §3). Records stream through a callback one at a time, so memory does not grow with the file.
+//! Reading customer exports: CSV, JSON and NDJSON, from a file or stdin, in UTF-8, Windows-1252,
+//! UTF-16 or Mac Roman (README "Input"). Records stream through a callback one at a time, so memory does
+//! not grow with the file, and no record may be longer than [`guard::MAX_RECORD_BYTES`].
 //!
 //! Readers only map columns to fields and report structural errors with file, line and column; the rules
 //! for values live in `customer.rs`.
 
 mod csv;
 pub mod encoding;
+pub mod guard;
 mod json;
 
 use std::cell::RefCell;
@@ -24,9 +26,10 @@ use crate::mapping::MappingRules;
 use encoding::Detected;
 
 /// The formats rrfeed reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
+    #[default]
     Csv,
     Json,
     Ndjson,
@@ -58,7 +61,7 @@ pub fn parse_delimiter(text: &str) -> Result<u8, String> {
 }
 
 /// Which input to read and how.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct InputSpec {
     /// `None` reads stdin.
     pub path: Option<PathBuf>,
@@ -69,6 +72,9 @@ pub struct InputSpec {
     pub delimiter: Option<u8>,
     /// The store's configured mapping (empty: names and aliases only).
     pub rules: MappingRules,
+    /// JSON only: the member of a top-level object that holds the rows (`None`: the only array of
+    /// objects in it).
+    pub json_key: Option<String>,
 }
 
 impl InputSpec {
@@ -104,8 +110,44 @@ pub struct SourceInfo {
     pub input_blake3: String,
     /// Columns or keys that map to no field.
     pub unknown_columns: Vec<String>,
-    /// Columns that lost to another column for the same field: (column, the column used).
+    /// Columns for a field that another column already supplies: (the column used, the column that
+    /// fills the rows where it is empty).
     pub shadowed_columns: Vec<(String, String)>,
+    /// CSV only: the delimiter used.
+    pub delimiter: Option<u8>,
+    /// Records skipped because every value in them was empty, and the line of the first.
+    pub blank_rows: (u64, u64),
+    /// Columns (or JSON keys) read as a whole birth date.
+    pub birth_date_columns: Vec<String>,
+    /// Whether any column (or key) maps to `PartnerCustomerID`.
+    pub has_id_column: bool,
+    /// The header row (or the JSON keys seen, up to a thousand).
+    pub columns: Vec<String>,
+}
+
+impl SourceInfo {
+    fn new(format: Format, encoding: Encoding) -> Self {
+        Self {
+            format,
+            encoding,
+            input_blake3: String::new(),
+            unknown_columns: Vec::new(),
+            shadowed_columns: Vec::new(),
+            delimiter: None,
+            blank_rows: (0, 0),
+            birth_date_columns: Vec::new(),
+            has_id_column: false,
+            columns: Vec::new(),
+        }
+    }
+
+    /// Counts a record skipped because all its values are empty.
+    fn blank_row(&mut self, line: u64) {
+        if self.blank_rows.0 == 0 {
+            self.blank_rows.1 = line;
+        }
+        self.blank_rows.0 += 1;
+    }
 }
 
 /// An input that cannot be used, naming the file, line and column where known.
@@ -221,6 +263,11 @@ impl<R: Read> Read for Hashing<R> {
 fn decide(name: &str, detected: Detected) -> Result<Encoding, InputError> {
     match detected {
         Detected::Encoding(e) => Ok(e),
+        Detected::MacLineEnds => Err(InputError::new(
+            name,
+            "the text is not UTF-8 and its lines end in a bare CR, as Excel for Mac writes CSV in Mac \
+             Roman: pass --encoding macintosh (or --encoding windows-1252 if it was written on Windows)",
+        )),
         Detected::Mixed { first_invalid_line } => Err(InputError::new(
             name,
             "the file mixes UTF-8 text with bytes that are not UTF-8; decoding it either way would \
@@ -238,23 +285,82 @@ fn read_decoded(
     visit: &mut Visit<'_>,
 ) -> Result<SourceInfo, InputError> {
     encoding::skip_bom(&mut raw).map_err(|e| InputError::new(name, format!("cannot read: {e}")))?;
-    let reader: Box<dyn BufRead> = match encoding {
+    let decoded: Box<dyn BufRead> = match encoding {
         Encoding::Utf8 => raw,
-        Encoding::Windows1252 => encoding::decoded(raw as Box<dyn Read>, encoding),
+        Encoding::Windows1252 => {
+            encoding::decoded(guard::Undefined1252::new(raw as Box<dyn Read>), encoding)
+        }
+        _ => encoding::decoded(raw as Box<dyn Read>, encoding),
+    };
+    let mark = guard::RecordMark::default();
+    let reader = Box::new(io::BufReader::with_capacity(
+        1 << 16,
+        guard::Guard::new(decoded, mark.clone()),
+    ));
+    let input = Input {
+        reader,
+        mark,
+        name,
+        encoding,
     };
     let mut info = match spec.format {
-        Format::Csv => csv::read(reader, spec, name, encoding, visit)?,
-        Format::Json => json::read_json(reader, spec, name, visit)?,
-        Format::Ndjson => json::read_ndjson(reader, spec, name, encoding, visit)?,
+        Format::Csv => csv::read(input, spec, visit)?,
+        Format::Json => json::read_json(input, spec, visit)?,
+        Format::Ndjson => json::read_ndjson(input, spec, visit)?,
     };
     info.encoding = encoding;
     Ok(info)
+}
+
+/// Decoded text for a format reader, with what it needs to report errors and mark records.
+pub(crate) struct Input<'n> {
+    pub reader: Box<dyn BufRead>,
+    /// Moved on after every record, so that only one record's length is bounded.
+    pub mark: guard::RecordMark,
+    pub name: &'n str,
+    pub encoding: Encoding,
+}
+
+/// An input error for a failed read: a guard's refusal names the line (`line` is the reader's best
+/// knowledge of where the current record starts); anything else is an IO error.
+pub(crate) fn read_error(name: &str, e: &io::Error, line: Option<u64>) -> InputError {
+    let err = match guard::GuardError::of(e) {
+        Some(g @ guard::GuardError::Undefined1252 { line, column, .. }) => {
+            return InputError::new(name, g.to_string())
+                .at_line(*line)
+                .in_column(column.to_string());
+        }
+        Some(g) => InputError::new(name, g.to_string()),
+        None => InputError::new(name, format!("cannot read: {e}")),
+    };
+    match line {
+        Some(line) => err.at_line(line),
+        None => err,
+    }
 }
 
 /// A hint added to invalid-UTF-8 errors.
 fn utf8_hint(encoding: Encoding) -> &'static str {
     match encoding {
         Encoding::Utf8 => " (if the export is Windows-1252, pass --encoding windows-1252)",
-        Encoding::Windows1252 => "",
+        _ => "",
     }
+}
+
+/// Quotes input text in a message: at most 200 characters, control characters escaped.
+pub fn quote(text: &str) -> String {
+    const MAX: usize = 200;
+    let mut out = String::with_capacity(text.len().min(MAX) + 8);
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -97,7 +97,7 @@ fn stdin_is_read_with_a_dash() {
     let state = tempfile::tempdir().unwrap();
     let output = rrfeed(&server, state.path())
         .args(["upload", "-", "--json"])
-        .write_stdin("First Name,Email\nAnn,ANN@X.COM\nBob,bob@x.com\n")
+        .write_stdin("ID,First Name,Email\n1,Ann,ANN@X.COM\n2,Bob,bob@x.com\n")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0));
