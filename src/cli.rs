@@ -346,6 +346,10 @@ pub struct UploadArgs {
     /// Upload every configured store, each from its `export`
     #[arg(long, conflicts_with = "file")]
     pub all_stores: bool,
+    /// Also write every value that had to be emptied (and every repeated id) to this CSV file:
+    /// line, record, field, value, reason
+    #[arg(long, value_name = "OUT.csv", conflicts_with = "all_stores")]
+    pub rejects: Option<PathBuf>,
     /// With --all-stores: how many stores at once (never two runs of one store)
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64), value_name = "N")]
     pub jobs: u16,

@@ -22,6 +22,7 @@ pub mod mapping;
 pub mod mock;
 pub mod plan;
 pub mod protocol;
+pub mod rejects;
 pub mod repeats;
 pub mod signal;
 pub mod source;

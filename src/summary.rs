@@ -179,6 +179,10 @@ pub struct ValidateSummary {
     pub rows: Option<u64>,
     pub format: Option<Format>,
     pub encoding: Option<Encoding>,
+    /// CSV: the delimiter read (`tab` for a tab).
+    pub delimiter: Option<String>,
+    /// The birth-date column(s) and how the order of day and month was decided.
+    pub date_order: Option<String>,
     pub warnings: Vec<WarningSummary>,
     pub rejects: Option<String>,
     pub rejected_values: u64,
@@ -201,6 +205,12 @@ impl ValidateSummary {
                 serde_plain(&format),
                 encoding.name()
             );
+        }
+        if let Some(delimiter) = &self.delimiter {
+            let _ = writeln!(out, "  delimiter: {delimiter}");
+        }
+        if let Some(order) = &self.date_order {
+            let _ = writeln!(out, "  date order: {order}");
         }
         push_warnings(&mut out, &self.warnings);
         if let Some(path) = &self.rejects {

@@ -1,63 +1,20 @@
 //! `rrfeed validate FILE [--rejects OUT.csv]`: the same reading and normalization as an upload, with no
 //! network; every value that had to be dropped can be written out for the dealer system's people to fix.
 
-use std::fs::File;
-use std::io;
-
 use std::sync::Arc;
 
 use crate::cli::{GlobalArgs, ValidateArgs};
 use crate::config::{Config, ConfigError};
-use crate::customer::{Customer, Normalizer};
+use crate::customer::Normalizer;
 use crate::error::Exit;
-use crate::ingest::{self, IngestError, IngestOptions, RowSink};
+use crate::ingest::{self, IngestError, IngestOptions};
 use crate::mapping::MappingRules;
-use crate::protocol::Field;
+use crate::rejects::Rejects;
+use crate::source::InputError;
 use crate::source::InputSpec;
-use crate::source::{InputError, Location};
 use crate::summary::{RunState, ValidateSummary};
-use crate::warnings::Issue;
 
 use super::{Context, input_spec, print_result};
-
-/// Writes one CSV line per rejected value: line, record, field, value, reason.
-struct Rejects {
-    out: Option<csv::Writer<File>>,
-    values: u64,
-}
-
-impl RowSink for Rejects {
-    fn accept(&mut self, _: &Customer, at: Location, issues: &[Issue]) -> io::Result<()> {
-        self.values += issues.len() as u64;
-        let Some(out) = &mut self.out else {
-            return Ok(());
-        };
-        for issue in issues {
-            out.write_record([
-                at.line.to_string().as_str(),
-                at.record.to_string().as_str(),
-                issue.field.name(),
-                issue.value.as_str(),
-                issue.reason().as_str(),
-            ])?;
-        }
-        Ok(())
-    }
-
-    fn repeated_id(&mut self, line: u64, first_line: u64, id: &str) -> io::Result<()> {
-        self.values += 1;
-        if let Some(out) = &mut self.out {
-            out.write_record([
-                line.to_string().as_str(),
-                "",
-                Field::PartnerCustomerId.name(),
-                id,
-                format!("repeats the PartnerCustomerID of line {first_line}").as_str(),
-            ])?;
-        }
-        Ok(())
-    }
-}
 
 pub fn run(args: &ValidateArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
     let mut spec = input_spec(&args.file, &args.input);
@@ -75,6 +32,8 @@ pub fn run(args: &ValidateArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
         rows: None,
         format: Some(spec.format),
         encoding: None,
+        delimiter: None,
+        date_order: None,
         warnings: Vec::new(),
         rejects: args.rejects.as_ref().map(|p| p.display().to_string()),
         rejected_values: 0,
@@ -116,33 +75,24 @@ fn validate(
     rules: Arc<MappingRules>,
     summary: &mut ValidateSummary,
 ) -> Result<(), InputError> {
-    let out = match &args.rejects {
-        Some(path) => {
-            let mut writer = csv::Writer::from_path(path).map_err(|e| {
-                InputError::new(&path.display().to_string(), format!("cannot write: {e}"))
-            })?;
-            writer
-                .write_record(["line", "record", "field", "value", "reason"])
-                .map_err(|e| InputError::new(&path.display().to_string(), e.to_string()))?;
-            Some(writer)
-        }
-        None => None,
+    let mut rejects = match &args.rejects {
+        Some(path) => Rejects::create(path).map_err(|e| {
+            InputError::new(&path.display().to_string(), format!("cannot write: {e}"))
+        })?,
+        None => Rejects::count_only(),
     };
-    let mut rejects = Rejects { out, values: 0 };
     let options = IngestOptions {
         strict: args.strict,
         normalizer: Normalizer::with_rules(ctx.today, rules),
     };
     let result = ingest::ingest(spec, options, &mut rejects);
-    summary.rejected_values = rejects.values;
-    if let Some(mut out) = rejects.out.take() {
-        out.flush().map_err(|e| {
-            InputError::new(
-                summary.rejects.as_deref().unwrap_or("rejects"),
-                e.to_string(),
-            )
-        })?;
-    }
+    summary.rejected_values = rejects.values();
+    rejects.flush().map_err(|e| {
+        InputError::new(
+            summary.rejects.as_deref().unwrap_or("rejects"),
+            e.to_string(),
+        )
+    })?;
     let ingested = result.map_err(|e| match e {
         IngestError::Input(e) => e,
         IngestError::Storage { source, .. } => InputError::new(
@@ -153,6 +103,17 @@ fn validate(
     summary.rows = Some(ingested.rows);
     summary.format = Some(ingested.source.format);
     summary.encoding = Some(ingested.source.encoding);
+    summary.delimiter = ingested.source.delimiter.map(|d| match d {
+        b'\t' => "tab".to_owned(),
+        d => (d as char).to_string(),
+    });
+    summary.date_order = ingested.date_order.map(|decision| {
+        format!(
+            "{}: {}",
+            ingested.source.birth_date_columns.join(", "),
+            decision.describe()
+        )
+    });
     summary.warnings = ingested.warnings.summaries();
     Ok(())
 }

@@ -8,6 +8,7 @@ mod input;
 mod mappings;
 mod mock_cmd;
 mod operations;
+mod real_world;
 mod tls;
 mod upload;
 mod webhook;

@@ -37,6 +37,8 @@ struct Flags {
     resume: bool,
     wait_lock: Option<Duration>,
     chunk_size: usize,
+    /// Where to write the rejected values (one store only).
+    rejects: Option<PathBuf>,
     /// Errors also go to the log (with `--json`, where no human reads the summary).
     log_errors: bool,
 }
@@ -135,6 +137,7 @@ async fn plan(
     };
     let retry = config.retry(&overrides)?;
     let flags = Flags {
+        rejects: args.rejects.clone(),
         dry_run: args.dry_run,
         allow_empty: args.allow_empty,
         strict: args.strict,

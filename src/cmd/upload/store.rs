@@ -17,6 +17,7 @@ use crate::ingest::{self, IngestError, IngestOptions, Ingested, RowSink};
 use crate::ledger::{Finish, Ledger, NewRun};
 use crate::lock;
 use crate::plan;
+use crate::rejects::Rejects;
 use crate::signal::Stop;
 use crate::source::{InputSpec, Location};
 use crate::spool::{Spool, SpoolWriter};
@@ -25,9 +26,30 @@ use crate::warnings::Issue;
 
 use super::super::Context;
 
-impl RowSink for SpoolWriter {
-    fn accept(&mut self, customer: &Customer, _: Location, _: &[Issue]) -> std::io::Result<()> {
-        self.push(customer)
+/// The snapshot, and the rejects file when one was asked for.
+struct Snapshot {
+    spool: SpoolWriter,
+    rejects: Option<Rejects>,
+}
+
+impl RowSink for Snapshot {
+    fn accept(
+        &mut self,
+        customer: &Customer,
+        at: Location,
+        issues: &[Issue],
+    ) -> std::io::Result<()> {
+        if let Some(rejects) = &mut self.rejects {
+            rejects.accept(customer, at, issues)?;
+        }
+        self.spool.push(customer)
+    }
+
+    fn repeated_id(&mut self, line: u64, first_line: u64, id: &str) -> std::io::Result<()> {
+        match &mut self.rejects {
+            Some(rejects) => rejects.repeated_id(line, first_line, id),
+            None => Ok(()),
+        }
     }
 }
 
@@ -267,6 +289,7 @@ async fn snapshot(
     path: PathBuf,
 ) -> Result<(Ingested, Spool), RunError> {
     let spec: InputSpec = job.input.clone();
+    let rejects_path = shared.flags.rejects.clone();
     let options = IngestOptions {
         strict: shared.flags.strict,
         normalizer: Normalizer::with_rules(ctx.today, job.store.rules.clone()),
@@ -278,8 +301,23 @@ async fn snapshot(
                 format!("cannot write a snapshot at {}: {e}", path.display()),
             )
         };
-        let mut writer = SpoolWriter::create(&path).map_err(unwritable)?;
+        let rejects = match &rejects_path {
+            Some(p) => Some(Rejects::create(p).map_err(|e| {
+                ConfigError::invalid("--rejects", format!("cannot write {}: {e}", p.display()))
+            })?),
+            None => None,
+        };
+        let mut writer = Snapshot {
+            spool: SpoolWriter::create(&path).map_err(unwritable)?,
+            rejects,
+        };
         let ingested = ingest::ingest(&spec, options, &mut writer);
+        if let Some(rejects) = &mut writer.rejects {
+            rejects.flush().map_err(|e| {
+                ConfigError::invalid("--rejects", format!("cannot write the rejects file: {e}"))
+            })?;
+        }
+        let writer = writer.spool;
         let ingested = match ingested {
             Ok(i) => i,
             Err(e) => {
