@@ -674,4 +674,50 @@ mod tests {
         let (result, _) = run("ID,Email\n1,a@b.com\n1,c@b.com\n", true);
         assert!(input(result).message.contains("repeats"));
     }
+
+    struct Births(Vec<(String, String)>);
+    impl RowSink for Births {
+        fn accept(&mut self, c: &Customer, _: Location, _: &[Issue]) -> io::Result<()> {
+            let get = |f| c.get(f).to_owned();
+            self.0.push((get(Field::BirthMonth), get(Field::BirthDay)));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn rows_held_until_the_column_proves_day_first_are_read_day_first_in_order() {
+        let mut text = String::from("ID,DOB\n");
+        for i in 0..pipeline::BATCH_ROWS * 2 {
+            text.push_str(&format!("{i},{:02}/{:02}/1980\n", i % 12 + 1, i % 7 + 1));
+        }
+        text.push_str("x,25/12/1975\n");
+        for workers in WORKERS {
+            let mut sink = Births(Vec::new());
+            let got = ingest_text_with(text.as_bytes(), false, &mut sink, workers).unwrap();
+            assert_eq!(got.date_order, Some(Decision::Proven(DateOrder::Dmy)));
+            assert_eq!(sink.0.len(), pipeline::BATCH_ROWS * 2 + 1);
+            assert_eq!(
+                sink.0[13],
+                ("7".to_owned(), "2".to_owned()),
+                "13/7 read day first"
+            );
+            assert_eq!(sink.0.last().unwrap(), &("12".to_owned(), "25".to_owned()));
+        }
+    }
+
+    #[test]
+    fn a_column_proving_day_first_only_past_the_held_rows_is_refused() {
+        let mut text = String::from("ID,DOB\n");
+        for i in 0..=MAX_HELD_ROWS {
+            text.push_str(&format!("{i},01/02/1980\n"));
+        }
+        text.push_str("x,25/12/1975\n");
+        let err = input(ingest_text(text.as_bytes(), false, &mut Births(Vec::new())));
+        assert!(err.message.contains("date_order = \"dmy\""), "{err}");
+        // Month first is what the rows were read as: nothing to refuse.
+        let text = text.replace("25/12/1975", "12/25/1975");
+        let mut sink = Births(Vec::new());
+        ingest_text(text.as_bytes(), false, &mut sink).unwrap();
+        assert_eq!(sink.0[0], ("1".to_owned(), "2".to_owned()));
+    }
 }

@@ -67,23 +67,37 @@ fn fuzz<S>(
     );
 }
 
-/// Bytes made mostly of what CSV cares about, with some that no encoding expects.
+/// Bytes made mostly of what CSV cares about (and dates, Excel's `sep=` and PowerShell's `#TYPE`
+/// lines, Ctrl-Z, bytes Windows-1252 leaves undefined), sometimes re-encoded as UTF-16 with a BOM.
 fn csv_bytes() -> impl Strategy<Value = Vec<u8>> {
     let byte = prop_oneof![
         4 => prop::sample::select(b",;\"\n\r\t |".to_vec()),
         6 => prop::sample::select(b"abcXYZ019@.-+/()".to_vec()),
+        1 => prop::sample::select(b"\x1a\x81\x8d\xe9".to_vec()),
         1 => any::<u8>(),
     ];
     let header = prop::sample::select(vec![
         "ID,Email,First Name,Birth Date\n",
         "Customer ID;Mobile;Gender\n",
         "PartnerCustomerID,CustomerCountry,CustomerBirthYear\n",
+        "sep=;\r\nID;DOB;Phone;Home Phone\r\n",
+        "#TYPE System.Management.Automation.PSCustomObject\n\"ID\",\"DOB\"\n1,02/11/1980\n",
+        "ID,DOB\n1,25.12.1980\n2,03/04/1990\n",
         "",
     ]);
-    (header, prop::collection::vec(byte, 0..400)).prop_map(|(h, body)| {
+    (header, prop::collection::vec(byte, 0..400), 0..4u8).prop_map(|(h, body, utf16)| {
         let mut bytes = h.as_bytes().to_vec();
         bytes.extend(body);
-        bytes
+        match utf16 {
+            0 => String::from_utf8_lossy(&bytes).encode_utf16().fold(
+                vec![0xFF, 0xFE],
+                |mut out, unit| {
+                    out.extend(unit.to_le_bytes());
+                    out
+                },
+            ),
+            _ => bytes,
+        }
     })
 }
 
@@ -100,7 +114,7 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(3, 40, 6, |inner| {
         let key = prop_oneof![
             3 => prop::sample::select(FIELD_NAMES.to_vec()).prop_map(str::to_owned),
-            1 => Just("rows".to_owned()),
+            1 => prop::sample::select(vec!["rows", "customers", "data", "Birth Date"]).prop_map(str::to_owned),
             1 => "[a-zA-Z ]{0,10}",
         ];
         prop_oneof![
@@ -223,6 +237,11 @@ fn json_reader() {
         json_text(),
         prop::collection::vec(json_value(), 0..6)
             .prop_map(|rows| serde_json::json!({ "rows": rows }).to_string().into_bytes()),
+        (prop::collection::vec(json_value(), 0..6), json_value()).prop_map(|(rows, other)| {
+            serde_json::json!({ "meta": other, "customers": rows })
+                .to_string()
+                .into_bytes()
+        }),
         prop::collection::vec(json_value(), 0..6)
             .prop_map(|rows| Value::Array(rows).to_string().into_bytes()),
     ];
