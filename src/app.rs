@@ -27,7 +27,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Mock(args) => runtime.block_on(cmd::mock::run(args, &ctx)),
         Command::Stores(args) => runtime.block_on(cmd::stores::run(args, global, &ctx)),
         Command::History(args) => cmd::history::run(args, global, &ctx),
-        Command::Config(ConfigCommand::Check) => cmd::config_check::run(global, &ctx),
+        Command::Config(ConfigCommand::Check(args)) => cmd::config_check::run(args, global, &ctx),
         Command::Crm(command) => runtime.block_on(cmd::crm::run(command, global, &ctx)),
         Command::Webhook(WebhookCommand::Serve(args)) => {
             runtime.block_on(cmd::webhook::serve(args, global, &ctx))

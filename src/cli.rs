@@ -63,15 +63,20 @@ pub struct GlobalArgs {
     /// A PEM file of extra trusted CA certificates (for TLS-inspecting proxies)
     #[arg(long, global = true, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
-    /// Log level or filter for stderr: error, warn, info, debug, trace
-    #[arg(long, global = true, default_value = "info", value_name = "L")]
+    /// Log level for stderr and the log file: error, warn, info, debug, trace or off, or a filter
+    /// such as rrfeed=debug
+    #[arg(long, global = true, default_value = "info", value_parser = crate::telemetry::parse_filter, value_name = "L")]
     pub log_level: String,
     /// Log line format on stderr
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Also append the logs to this file
+    /// Also append the logs to this file (failures are always logged, at error level)
     #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+    /// For cron: print nothing when the command succeeds without a warning; otherwise print
+    /// everything it would have printed (logs on stderr, the result on stdout) when it ends
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,8 +109,16 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate the configuration and print the resolved settings, secrets redacted
-    Check,
+    /// Check everything a run would use (settings, secrets, CA file, exports, state directory) and
+    /// print the resolved settings, secrets redacted, and every problem found (exit 78 if any)
+    Check(ConfigCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    /// Print one JSON object: the settings and `problems`, a list empty when all is well
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -298,9 +311,37 @@ pub struct HistoryArgs {
     /// Print one JSON array
     #[arg(long)]
     pub json: bool,
+    /// Only runs that ended in this state (or are still running)
+    #[arg(long, value_enum)]
+    pub state: Option<StateFilter>,
     /// How many runs, newest first
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub limit: usize,
+}
+
+/// A run's state in the ledger, for `history --state`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StateFilter {
+    Succeeded,
+    Failed,
+    Refused,
+    Interrupted,
+    Unknown,
+    Running,
+}
+
+impl StateFilter {
+    /// The state as the ledger writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateFilter::Succeeded => "succeeded",
+            StateFilter::Failed => "failed",
+            StateFilter::Refused => "refused",
+            StateFilter::Interrupted => "interrupted",
+            StateFilter::Unknown => "unknown",
+            StateFilter::Running => crate::ledger::RUNNING,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -49,7 +49,7 @@ pub enum CallError {
         retry_after: Option<Duration>,
         body: String,
     },
-    #[error("{endpoint}: the server answered with the error {error:?} (HTTP {status})", error = error.to_string())]
+    #[error("{endpoint}: the server answered with the error {error:?} (HTTP {status}){}", vendor_hint(error), error = error.to_string())]
     Vendor {
         endpoint: Endpoint,
         status: u16,
@@ -108,6 +108,19 @@ impl CallError {
     }
 }
 
+/// What to check after the vendor's own error.
+fn vendor_hint(error: &VendorError) -> &'static str {
+    match error {
+        VendorError::AuthenticationFailed => {
+            ": check the partner API key (RRFEED_PARTNER_API_KEY or partner_api_key) and the store's \
+             RRStoreID and RRStoreAPIKey (`rrfeed stores` lists them); if they are right, the server \
+             may be comparing header names by case, which HTTP does not allow: rrfeed sends them \
+             lowercased, e.g. partnerapikey (README \"Protocol notes\")"
+        }
+        _ => "",
+    }
+}
+
 /// What to do about a certificate the client refused.
 fn tls_hint(detail: &str) -> &'static str {
     if detail.contains("UnknownIssuer") {
@@ -137,6 +150,11 @@ pub fn http_client(
         .connect_timeout(connect_timeout)
         .user_agent(concat!("rrfeed/", env!("CARGO_PKG_VERSION")))
         .https_only(!is_loopback(base));
+    // HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY apply, except to a server on this machine
+    // (a local mock), which a proxy elsewhere could not reach.
+    if is_loopback(base) {
+        builder = builder.no_proxy();
+    }
     if let Some(path) = ca_cert {
         let ca_err = |detail: String| ClientError::CaCert {
             path: path.display().to_string(),
@@ -417,11 +435,57 @@ fn transport_error(endpoint: Endpoint, e: &reqwest::Error) -> CallError {
     } else {
         TransportKind::Broken
     };
+    let detail = match e
+        .url()
+        .and_then(|url| proxy_in_use(url, &crate::config::process_env))
+    {
+        Some(proxy) if kind == TransportKind::Connect => {
+            format!("{detail} (through the proxy {proxy})")
+        }
+        _ => detail,
+    };
     CallError::Transport {
         endpoint,
         kind,
         detail,
     }
+}
+
+/// The proxy the environment sends a request for `url` through, as "URL from VARIABLE" with any
+/// user name and password removed; `None` for a direct connection (no proxy set, the host in
+/// `NO_PROXY`, or a loopback host, which never goes through a proxy).
+pub fn proxy_in_use(url: &Url, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    if is_loopback(url) {
+        return None;
+    }
+    let host = url.host_str()?.to_ascii_lowercase();
+    let no_proxy = env("NO_PROXY")
+        .or_else(|| env("no_proxy"))
+        .unwrap_or_default();
+    let bypassed = no_proxy.split(',').map(str::trim).any(|entry| {
+        let entry = entry.trim_start_matches('.').to_ascii_lowercase();
+        entry == "*"
+            || (!entry.is_empty() && (host == entry || host.ends_with(&format!(".{entry}"))))
+    });
+    if bypassed {
+        return None;
+    }
+    let names: &[&str] = match url.scheme() {
+        "https" => &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"],
+        _ => &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"],
+    };
+    names.iter().find_map(|name| {
+        let value = env(name)?;
+        let shown = match Url::parse(&value) {
+            Ok(mut proxy) => {
+                let _ = proxy.set_username("");
+                let _ = proxy.set_password(None);
+                proxy.to_string()
+            }
+            Err(_) => "(a value that is not a URL)".to_owned(),
+        };
+        Some(format!("{shown} from {name}"))
+    })
 }
 
 fn is_tls_problem(detail: &str) -> bool {
@@ -513,5 +577,34 @@ mod tests {
         assert!(!status(429).may_have_been_processed());
         assert!(status(502).may_have_been_processed());
         assert!(status(503).is_transient());
+    }
+
+    #[test]
+    fn the_proxy_in_use_is_named_without_its_password() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let api = Url::parse("https://api.riderrewards.com/x").unwrap();
+        let through = env(&[("HTTPS_PROXY", "http://user:pw@proxy.corp:3128")]);
+        assert_eq!(
+            proxy_in_use(&api, &through).as_deref(),
+            Some("http://proxy.corp:3128/ from HTTPS_PROXY")
+        );
+        let bypassed = env(&[
+            ("HTTPS_PROXY", "http://proxy.corp:3128"),
+            ("NO_PROXY", "localhost,.riderrewards.com"),
+        ]);
+        assert_eq!(proxy_in_use(&api, &bypassed), None);
+        let local = Url::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!(
+            proxy_in_use(&local, &env(&[("ALL_PROXY", "http://p:1")])),
+            None
+        );
+        assert_eq!(proxy_in_use(&api, &env(&[])), None);
     }
 }

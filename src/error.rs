@@ -121,6 +121,9 @@ pub enum RunError {
     /// A safety guard refused the run.
     #[error("{0}")]
     Refused(String),
+    /// What was asked for (a store) does not exist.
+    #[error("{0}")]
+    NotFound(String),
     #[error("{0}")]
     Auth(String),
     #[error("{0}")]
@@ -141,7 +144,7 @@ impl RunError {
             RunError::Lock(crate::lock::LockError::Io { .. }) => Exit::Config,
             RunError::Ledger(crate::ledger::LedgerError::Dir { .. }) => Exit::Config,
             RunError::Ledger(crate::ledger::LedgerError::Sqlite { .. }) => Exit::Internal,
-            RunError::Refused(_) => Exit::DataErr,
+            RunError::Refused(_) | RunError::NotFound(_) => Exit::DataErr,
             RunError::Auth(_) => Exit::Auth,
             RunError::Protocol(_) => Exit::Protocol,
             RunError::Unavailable(_) => Exit::Unavailable,

@@ -125,13 +125,47 @@ pub struct Ledger {
 }
 
 /// Opens an SQLite database the way every durable file of rrfeed is kept (the ledger with its link
-/// table, the webhook outbox): WAL, a sync to disk at every commit, and a wait for another writer.
+/// table, the webhook outbox): readable by its owner only (they hold customer data), WAL, a sync to
+/// disk at every commit, and a wait for another writer.
 pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    owner_only(path).map_err(|e| {
+        rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("cannot create {}: {e}", path.display())),
+        )
+    })?;
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(conn)
+}
+
+/// Creates the database file with mode 0600 if it is missing, and takes group and others' access
+/// away from one made by an older version. SQLite gives its `-wal` and `-shm` files the mode of the
+/// database file.
+#[cfg(unix)]
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if let Ok(meta) = std::fs::metadata(&file)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn owner_only(_: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 impl Ledger {
@@ -331,19 +365,32 @@ impl Ledger {
     pub fn history(
         &self,
         store: Option<&str>,
+        state: Option<&str>,
         limit: usize,
     ) -> Result<Vec<RunRecord>, LedgerError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT * FROM runs WHERE ?1 IS NULL OR store = ?1 OR store_id = ?1
-                 ORDER BY id DESC LIMIT ?2",
+                "SELECT * FROM runs WHERE (?1 IS NULL OR store = ?1 OR store_id = ?1)
+                   AND (?2 IS NULL OR state = ?2)
+                 ORDER BY id DESC LIMIT ?3",
             )
             .map_err(|e| self.fail(e))?;
         let rows = stmt
-            .query_map(params![store, limit as i64], record)
+            .query_map(params![store, state, limit as i64], record)
             .map_err(|e| self.fail(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))
+    }
+
+    /// Whether any run was recorded for `store` (its name or RRStoreID).
+    pub fn knows_store(&self, store: &str) -> Result<bool, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM runs WHERE store = ?1 OR store_id = ?1)",
+                params![store],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.fail(e))
     }
 
     fn one(&self, sql: &str, store_id: &str) -> Result<Option<RunRecord>, LedgerError> {
@@ -462,10 +509,12 @@ mod tests {
         finish(&ledger, a, "succeeded");
         let b = start(&ledger, "2");
         finish(&ledger, b, "failed");
-        let all = ledger.history(None, 10).unwrap();
+        let all = ledger.history(None, None, 10).unwrap();
         assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), [b, a]);
-        assert_eq!(ledger.history(Some("2"), 10).unwrap().len(), 1);
-        assert_eq!(ledger.history(None, 1).unwrap().len(), 1);
+        assert_eq!(ledger.history(Some("2"), None, 10).unwrap().len(), 1);
+        assert_eq!(ledger.history(None, None, 1).unwrap().len(), 1);
+        assert_eq!(ledger.history(None, Some("nosuch"), 10).unwrap().len(), 0);
+        assert!(ledger.knows_store("2").unwrap() && !ledger.knows_store("9").unwrap());
         assert_eq!(ledger.last_success("2").unwrap(), None);
     }
 

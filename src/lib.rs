@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod lock;
 pub mod mapping;
 pub mod mock;
+pub mod output;
 pub mod plan;
 pub mod protocol;
 pub mod rejects;

@@ -1,22 +1,26 @@
 //! The `rrfeed` binary: parse arguments, start logging, run, exit with the documented code.
 
 use clap::Parser;
+use rrfeed::error::Exit;
+use rrfeed::telemetry::TelemetryError;
 
 fn main() -> std::process::ExitCode {
     let cli = rrfeed::cli::Cli::parse();
     let global = &cli.global;
+    rrfeed::output::set_quiet(global.quiet);
     if let Err(e) = rrfeed::telemetry::init(
         &global.log_level,
         global.log_format,
         global.log_file.as_deref(),
     ) {
-        let file = global
-            .log_file
-            .as_deref()
-            .unwrap_or(std::path::Path::new("?"))
-            .display();
-        eprintln!("rrfeed: cannot open the log file {file}: {e}");
-        return rrfeed::error::Exit::Config.into();
+        eprintln!("rrfeed: {e}");
+        return match e {
+            TelemetryError::Filter(_) => Exit::Usage,
+            TelemetryError::LogFile { .. } => Exit::Config,
+        }
+        .into();
     }
-    rrfeed::app::run(cli).into()
+    let exit = rrfeed::app::run(cli);
+    rrfeed::output::finish(exit);
+    exit.into()
 }

@@ -24,7 +24,7 @@ pub async fn run(command: &CrmCommand, global: &GlobalArgs, ctx: &Context) -> Ex
     let (config, settings, client) = match setup(global, ctx) {
         Ok(setup) => setup,
         Err(e) => {
-            eprintln!("rrfeed crm: {e}");
+            tracing::error!("rrfeed crm: {e}");
             return Exit::Config;
         }
     };
@@ -81,11 +81,11 @@ pub async fn run(command: &CrmCommand, global: &GlobalArgs, ctx: &Context) -> Ex
     };
     let exit = work.await;
     if let Err(e) = client.release().await {
-        eprintln!("rrfeed crm: could not release the CRM.COM token: {e}");
+        tracing::warn!("could not release the CRM.COM token: {e}");
     }
     match stop.requested() {
         Some(signal) => {
-            eprintln!("rrfeed crm: stopped by {}", signal.name());
+            tracing::error!("rrfeed crm: stopped by {}", signal.name());
             Exit::from_code(signal.exit_code())
         }
         None => exit,
@@ -130,7 +130,7 @@ fn awarded_table(awarded: &crate::crm::wire::AwardedAmounts) -> String {
 
 /// The exit code of a failed call: 77 login refused, 69 no answer, 76 not CRM.COM's answer, 65 refused.
 fn fail_call(command: &str, e: &CrmError) -> Exit {
-    eprintln!("rrfeed crm {command}: {e}");
+    tracing::error!("rrfeed crm {command}: {e}");
     match e {
         CrmError::Login { .. } => Exit::Auth,
         CrmError::NoAnswer { .. } => Exit::Unavailable,
@@ -224,11 +224,11 @@ fn link(args: &CrmLinkArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
         });
     match result {
         Ok(text) => {
-            print!("{text}");
+            crate::output::print(&text);
             Exit::Success
         }
         Err(e) => {
-            eprintln!("rrfeed crm link: {e}");
+            tracing::error!("rrfeed crm link: {e}");
             Exit::Config
         }
     }
@@ -256,7 +256,7 @@ async fn sync_command(
     let rows = match read_export(args, ctx, settings, config) {
         Ok(rows) => rows,
         Err((exit, e)) => {
-            eprintln!("rrfeed crm sync: {e}");
+            tracing::error!("rrfeed crm sync: {e}");
             return exit;
         }
     };
@@ -273,7 +273,7 @@ async fn sync_command(
     let (links, guards) = match prepared {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("rrfeed crm sync: {e}");
+            tracing::error!("rrfeed crm sync: {e}");
             return Exit::Config;
         }
     };
@@ -291,7 +291,7 @@ async fn sync_command(
             if let Some(path) = &args.rejects
                 && let Err(e) = write_rejects(path, &summary)
             {
-                eprintln!("rrfeed crm sync: cannot write {}: {e}", path.display());
+                tracing::error!("rrfeed crm sync: cannot write {}: {e}", path.display());
             }
             print_result(args.json, &summary, || render(&summary));
             if summary.complete() {
@@ -302,11 +302,11 @@ async fn sync_command(
         }
         Err(SyncError::Login(e)) => fail_call("sync", &e),
         Err(e @ SyncError::Shrink { .. }) => {
-            eprintln!("rrfeed crm sync: {e}");
+            tracing::error!("rrfeed crm sync: {e}");
             Exit::DataErr
         }
         Err(e @ SyncError::Links(_)) => {
-            eprintln!("rrfeed crm sync: {e}");
+            tracing::error!("rrfeed crm sync: {e}");
             Exit::Config
         }
     }
@@ -321,7 +321,7 @@ fn read_export(
     let mut spec = match &args.store {
         Some(name) => {
             let store = config
-                .store_named(name, &ctx.env)
+                .store_named(name)
                 .map_err(|e: ConfigError| (Exit::Config, e.to_string()))?;
             super::store_input_spec(&args.file, &args.input, &store)
         }

@@ -15,7 +15,7 @@ pub fn run(args: &HistoryArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
             Exit::Success
         }
         Err(e) => {
-            eprintln!("rrfeed history: {e}");
+            tracing::error!("rrfeed history: {e}");
             e.exit()
         }
     }
@@ -32,10 +32,41 @@ fn runs(
         ..Overrides::default()
     };
     let dir = config.state_dir(&overrides, &ctx.env);
-    if !dir.join(LEDGER_FILE).exists() {
-        return Ok(Vec::new());
+    // A query never creates a ledger.
+    let ledger = match dir.join(LEDGER_FILE).exists() {
+        true => Some(Ledger::open(&dir)?),
+        false => None,
+    };
+    if let Some(store) = &args.store {
+        let configured = config
+            .file
+            .stores
+            .iter()
+            .any(|s| &s.name == store || &s.store_id == store);
+        let recorded = match &ledger {
+            Some(ledger) => ledger.knows_store(store)?,
+            None => false,
+        };
+        if !configured && !recorded {
+            return Err(RunError::NotFound(format!(
+                "no store {store:?} is configured or has runs recorded; configured: {}",
+                list(&config.store_names())
+            )));
+        }
     }
-    Ok(Ledger::open(&dir)?.history(args.store.as_deref(), args.limit)?)
+    let Some(ledger) = ledger else {
+        return Ok(Vec::new());
+    };
+    let state = args.state.map(|s| s.as_str());
+    Ok(ledger.history(args.store.as_deref(), state, args.limit)?)
+}
+
+fn list(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
 }
 
 fn render(runs: &[RunRecord]) -> String {

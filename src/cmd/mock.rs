@@ -18,7 +18,7 @@ pub async fn run(args: &MockArgs, ctx: &Context) -> Exit {
     let faults = match args.faults.as_deref().map(FaultPlan::parse).transpose() {
         Ok(plan) => plan.unwrap_or_default(),
         Err(e) => {
-            eprintln!("rrfeed mock: {e}");
+            tracing::error!("rrfeed mock: {e}");
             return Exit::Usage;
         }
     };
@@ -36,7 +36,7 @@ pub async fn run(args: &MockArgs, ctx: &Context) -> Exit {
     let listener = match TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("rrfeed mock: cannot listen on {}: {e}", args.listen);
+            tracing::error!("rrfeed mock: cannot listen on {}: {e}", args.listen);
             return Exit::Unavailable;
         }
     };
@@ -50,7 +50,7 @@ pub async fn run(args: &MockArgs, ctx: &Context) -> Exit {
     {
         Ok(()) => Exit::Success,
         Err(e) => {
-            eprintln!("rrfeed mock: {e}");
+            tracing::error!("rrfeed mock: {e}");
             Exit::Unavailable
         }
     }

@@ -87,11 +87,11 @@ pub fn store_input_spec(
 /// Prints a result on stdout: JSON, or the human text.
 pub fn print_result(json: bool, value: &impl serde::Serialize, human: impl FnOnce() -> String) {
     if json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string(value).expect("summaries always serialize")
         );
     } else {
-        print!("{}", human());
+        crate::output::print(&human());
     }
 }

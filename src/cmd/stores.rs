@@ -17,7 +17,7 @@ pub async fn run(args: &StoresArgs, global: &GlobalArgs, ctx: &Context) -> Exit 
     match list(args, global, ctx).await {
         Ok(stores) => {
             if args.emit_config {
-                print!("{}", emit_config(&stores));
+                crate::output::print(&emit_config(&stores));
             } else {
                 let shown: Vec<AuthorizedStore> = stores
                     .into_iter()
@@ -28,7 +28,7 @@ pub async fn run(args: &StoresArgs, global: &GlobalArgs, ctx: &Context) -> Exit 
             Exit::Success
         }
         Err(e) => {
-            eprintln!("rrfeed stores: {e}");
+            tracing::error!("rrfeed stores: {e}");
             e.exit()
         }
     }
@@ -44,7 +44,8 @@ async fn list(
         ca_cert: global.ca_cert.clone(),
         ..Overrides::default()
     };
-    let api = config.api(&ctx.env, &overrides, args.timeout)?;
+    let mut api = config.api(&ctx.env, &overrides, args.timeout)?;
+    api.admin_password = config.admin_password(&ctx.env)?;
     if api.admin_password.is_none() {
         return Err(crate::config::ConfigError::Missing {
             name: crate::config::env::ADMIN_PASSWORD.into(),
@@ -62,6 +63,13 @@ async fn list(
             Exit::Protocol => RunError::Protocol(e.to_string()),
             _ => RunError::Unavailable(e.to_string()),
         })?;
+    if let Some(wanted) = &args.partner_store_id
+        && answer.authorizedstores.is_empty()
+    {
+        return Err(RunError::NotFound(format!(
+            "no store with PartnerStoreID {wanted:?} is authorized for this partner"
+        )));
+    }
     Ok(answer.authorizedstores)
 }
 

@@ -18,10 +18,10 @@ use super::{Context, input_spec, print_result};
 
 pub fn run(args: &ValidateArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
     let mut spec = input_spec(&args.file, &args.input);
-    let rules = match store_rules(args, global, ctx, &mut spec) {
+    let rules = match store_rules(args, global, &mut spec) {
         Ok(rules) => rules,
         Err(e) => {
-            eprintln!("rrfeed validate: {e}");
+            tracing::error!("rrfeed validate: {e}");
             return Exit::Config;
         }
     };
@@ -43,10 +43,14 @@ pub fn run(args: &ValidateArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
     let exit = match result {
         Ok(()) => Exit::Success,
         Err(e) => {
+            tracing::error!(input = %summary.input, exit_code = Exit::DataErr.code(), "validate failed: {e}");
             summary.error = Some(e.to_string());
             Exit::DataErr
         }
     };
+    if !summary.warnings.is_empty() {
+        crate::output::warned();
+    }
     summary.exit_code = exit.code();
     summary.state = RunState::from_exit(exit);
     print_result(args.json, &summary, || summary.human());
@@ -57,13 +61,12 @@ pub fn run(args: &ValidateArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
 fn store_rules(
     args: &ValidateArgs,
     global: &GlobalArgs,
-    ctx: &Context,
     spec: &mut InputSpec,
 ) -> Result<Arc<MappingRules>, ConfigError> {
     let Some(name) = &args.store else {
         return Ok(Arc::default());
     };
-    let store = Config::load(global.config.as_deref())?.store_named(name, &ctx.env)?;
+    let store = Config::load(global.config.as_deref())?.store_named(name)?;
     *spec = super::store_input_spec(&args.file, &args.input, &store);
     Ok(store.rules)
 }

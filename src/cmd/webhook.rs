@@ -47,7 +47,7 @@ impl WebhookError {
 }
 
 fn fail(command: &str, e: &WebhookError) -> Exit {
-    eprintln!("rrfeed webhook {command}: {e}");
+    tracing::error!("rrfeed webhook {command}: {e}");
     e.exit()
 }
 
@@ -137,7 +137,8 @@ pub fn export(args: &WebhookExportArgs, global: &GlobalArgs, ctx: &Context) -> E
             match &done.out {
                 Some(_) => print_result(args.json, &done, || describe(&done)),
                 // The data went to stdout: the summary goes to stderr.
-                None => eprint!("{}", describe(&done)),
+                None if !crate::output::quiet() => eprint!("{}", describe(&done)),
+                None => {}
             }
             Exit::Success
         }
@@ -157,8 +158,13 @@ fn describe(done: &Exported) -> String {
 }
 
 pub fn status(args: &WebhookStatusArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
-    let result = state_dir(global, ctx)
-        .and_then(|(_, dir)| Ok(Outbox::open(&dir).and_then(|o| o.counts())?));
+    // A status query never creates an outbox: none yet means nothing received.
+    let result = state_dir(global, ctx).and_then(|(_, dir)| {
+        if !dir.join(crate::webhook::outbox::FILE_NAME).exists() {
+            return Ok(Counts::default());
+        }
+        Ok(Outbox::open(&dir).and_then(|o| o.counts())?)
+    });
     match result {
         Ok(counts) => {
             print_result(args.json, &counts, || render(&counts));

@@ -73,11 +73,63 @@ pub struct WebhookConfig {
 }
 
 /// Where a secret is read from: exactly one of `env` or `file`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecretRef {
     pub env: Option<String>,
     pub file: Option<PathBuf>,
+}
+
+/// What a secret setting must look like; said instead of the value when a value was written there.
+pub const SECRET_REFERENCE: &str =
+    "must be a reference: { env = \"VAR\" } or { file = \"/path\" }, never the secret itself";
+
+/// A reference, as a table. Anything else is refused without echoing it: a secret written as a plain
+/// string would otherwise land in the error, and from there in cron mail.
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            env: Option<String>,
+            file: Option<PathBuf>,
+        }
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SecretRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table { env = \"VAR\" } or { file = \"/path\" }")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<SecretRef, A::Error> {
+                let table = Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(SecretRef {
+                    env: table.env,
+                    file: table.file,
+                })
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<SecretRef, E> {
+                Err(E::custom(SECRET_REFERENCE))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<SecretRef, E> {
+                Err(E::custom(SECRET_REFERENCE))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<SecretRef, E> {
+                Err(E::custom(SECRET_REFERENCE))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretRef, E> {
+                Err(E::custom(SECRET_REFERENCE))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<SecretRef, E> {
+                Err(E::custom(SECRET_REFERENCE))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<SecretRef, A::Error> {
+                Err(serde::de::Error::custom(SECRET_REFERENCE))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,10 +208,36 @@ pub struct FullNameConfig {
     pub order: Option<String>,
 }
 
-/// Reads and parses a config file. Fails with the parser's message, which names the line and key.
+/// Reads and parses a config file. Fails with the parser's message and the line, column and key it
+/// concerns, but never the text of the line: it may hold a secret.
 pub fn load(path: &Path) -> Result<FileConfig, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
-    toml::from_str(&text).map_err(|e| e.to_string().trim_end().to_owned())
+    toml::from_str(&text).map_err(|e| describe_error(&text, &e))
+}
+
+fn describe_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    let Some(span) = e.span() else {
+        return message.to_owned();
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    // The key of a `key = value` line, when the error is about its value.
+    let key = text[line_start..]
+        .lines()
+        .next()
+        .and_then(|l| l.split_once('='))
+        .map(|(key, _)| key.trim())
+        .filter(|key| !key.is_empty() && !key.starts_with('[') && !key.starts_with('#'));
+    match key {
+        Some(key) if message == SECRET_REFERENCE => {
+            format!("line {line}, column {column}: {key} {message}")
+        }
+        Some(key) => format!("line {line}, column {column} ({key}): {message}"),
+        None => format!("line {line}, column {column}: {message}"),
+    }
 }
 
 #[cfg(test)]
@@ -181,9 +259,8 @@ mod tests {
 
     #[test]
     fn an_unknown_key_is_an_error_naming_it() {
-        let err =
-            toml::from_str::<FileConfig>("api_url = \"https://x\"\nretires = 3\n").unwrap_err();
-        let text = err.to_string();
+        let config = "api_url = \"https://x\"\nretires = 3\n";
+        let text = describe_error(config, &toml::from_str::<FileConfig>(config).unwrap_err());
         assert!(
             text.contains("retires") && text.contains("line 2"),
             "{text}"
@@ -191,8 +268,29 @@ mod tests {
     }
 
     #[test]
-    fn a_secret_value_in_place_of_a_reference_is_refused() {
-        let err = toml::from_str::<FileConfig>("partner_api_key = \"abc123\"\n").unwrap_err();
-        assert!(err.to_string().contains("partner_api_key"), "{err}");
+    fn a_secret_value_in_place_of_a_reference_is_refused_without_echoing_it() {
+        for text in [
+            "partner_api_key = \"abc123\"\n",
+            "[[store]]\nname = \"n\"\nstore_id = \"1\"\nstore_api_key = \"abc123\"\n",
+            "[webhook]\nsecret = 'abc123'\n",
+        ] {
+            let err = describe_error(text, &toml::from_str::<FileConfig>(text).unwrap_err());
+            assert!(!err.contains("abc123"), "{err}");
+            assert!(err.contains("must be a reference"), "{err}");
+        }
+        let text = "partner_api_key = \"abc123\"\n";
+        let err = describe_error(text, &toml::from_str::<FileConfig>(text).unwrap_err());
+        assert!(
+            err.starts_with("line 1, column 19: partner_api_key must be"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_error_never_quotes_the_line() {
+        let text =
+            "api_url = \"https://x\"\npartner_api_key = { env = \"K\", value = \"s3cr3t\" }\n";
+        let err = describe_error(text, &toml::from_str::<FileConfig>(text).unwrap_err());
+        assert!(!err.contains("s3cr3t") && err.contains("line 2"), "{err}");
     }
 }

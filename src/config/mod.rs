@@ -5,6 +5,7 @@
 
 mod crm;
 pub mod file;
+mod secret;
 mod webhook;
 
 use std::path::{Path, PathBuf};
@@ -13,13 +14,13 @@ use std::time::Duration;
 
 use reqwest::Url;
 use secrecy::SecretString;
-use tracing::warn;
 
 use crate::client::is_loopback;
 use crate::mapping::MappingRules;
 use crate::source::{Encoding, Format};
 pub use crm::{CrmSettings, DEFAULT_UDF, Destination};
 use file::{FileConfig, SecretRef, StoreConfig};
+pub use secret::Secret;
 pub use webhook::{WebhookOverrides, WebhookSettings};
 
 /// The vendor's production API.
@@ -100,11 +101,20 @@ pub struct StoreSettings {
     /// The name in config (the RRStoreID for a store from the environment).
     pub name: String,
     pub store_id: String,
-    pub store_key: SecretString,
+    /// Read only when something is sent for the store.
+    pub store_key: Secret,
     pub partner_store_id: String,
     pub export: Option<PathBuf>,
     pub input: InputDefaults,
     pub rules: Arc<MappingRules>,
+}
+
+/// A configured store whose own settings are wrong: that store fails (exit 78), the others run.
+#[derive(Clone, Debug)]
+pub struct StoreProblem {
+    pub name: String,
+    pub store_id: String,
+    pub error: ConfigError,
 }
 
 /// Retry and timeout settings after flags and config.
@@ -219,19 +229,11 @@ impl Config {
                 }
             },
         };
-        let admin_password = match env(env::ADMIN_PASSWORD) {
-            Some(p) => Some(SecretString::from(p)),
-            None => self
-                .file
-                .admin_password
-                .as_ref()
-                .map(|r| self.secret(r, "admin_password", env))
-                .transpose()?,
-        };
         Ok(ApiSettings {
             base_url,
             partner_key,
-            admin_password,
+            // Read by the one command that needs it (see `admin_password`).
+            admin_password: None,
             ca_cert: overrides
                 .ca_cert
                 .clone()
@@ -239,6 +241,22 @@ impl Config {
             timeout,
             connect_timeout: Duration::from_secs(10).min(timeout),
         })
+    }
+
+    /// The partner's admin password, which only the store listing needs: `RRFEED_ADMIN_PASSWORD`,
+    /// else the file's `admin_password`; `None` when neither is set.
+    ///
+    /// Fails when the file's reference cannot be read.
+    pub fn admin_password(&self, env: Env) -> Result<Option<SecretString>, ConfigError> {
+        match env(env::ADMIN_PASSWORD) {
+            Some(p) => Ok(Some(SecretString::from(p))),
+            None => self
+                .file
+                .admin_password
+                .as_ref()
+                .map(|r| self.secret(r, "admin_password", env))
+                .transpose(),
+        }
     }
 
     /// Retries and timeouts: flags, else the file, else the defaults (5 retries, 500ms, 60s).
@@ -324,14 +342,17 @@ impl Config {
         }
     }
 
-    /// Every `[[store]]`, with its key read and its mapping checked.
+    /// Every `[[store]]`, each checked on its own: a store whose settings are wrong is a
+    /// [`StoreProblem`] and the others are unaffected. Keys are not read here (see [`Secret`]).
     ///
-    /// Fails on the first store whose key is missing or whose settings are wrong, naming it.
-    pub fn stores(&self, env: Env) -> Result<Vec<StoreSettings>, ConfigError> {
+    /// Fails as a whole only when two stores share a name or store_id, or the shared `[mapping]` is
+    /// wrong.
+    pub fn stores(&self) -> Result<Vec<Result<StoreSettings, StoreProblem>>, ConfigError> {
         let shared = self.shared_rules()?;
-        let mut stores: Vec<StoreSettings> = Vec::new();
+        let mut seen: Vec<&StoreConfig> = Vec::new();
+        let mut stores = Vec::with_capacity(self.file.stores.len());
         for s in &self.file.stores {
-            if let Some(twin) = stores
+            if let Some(twin) = seen
                 .iter()
                 .find(|o| o.name == s.name || o.store_id == s.store_id)
             {
@@ -340,7 +361,12 @@ impl Config {
                     format!("repeats the name or store_id of store {:?}", twin.name),
                 ));
             }
-            stores.push(self.store(s, shared.clone(), env)?);
+            seen.push(s);
+            stores.push(self.store(s, shared.clone()).map_err(|error| StoreProblem {
+                name: s.name.clone(),
+                store_id: s.store_id.clone(),
+                error,
+            }));
         }
         Ok(stores)
     }
@@ -348,7 +374,7 @@ impl Config {
     /// The configured store named `name` (or with that RRStoreID).
     ///
     /// Fails when there is none, listing the names there are, or when its settings are wrong.
-    pub fn store_named(&self, name: &str, env: Env) -> Result<StoreSettings, ConfigError> {
+    pub fn store_named(&self, name: &str) -> Result<StoreSettings, ConfigError> {
         let found = self
             .file
             .stores
@@ -356,7 +382,7 @@ impl Config {
             .find(|s| s.name == name)
             .or_else(|| self.file.stores.iter().find(|s| s.store_id == name));
         match found {
-            Some(s) => self.store(s, self.shared_rules()?, env),
+            Some(s) => self.store(s, self.shared_rules()?),
             None => Err(self.invalid(
                 "--store",
                 format!(
@@ -379,13 +405,9 @@ impl Config {
     /// Fails when neither says which store, naming what to set.
     pub fn default_store(&self, env: Env) -> Result<StoreSettings, ConfigError> {
         if let Some(store_id) = env(env::STORE_ID) {
-            let store_key = env(env::STORE_API_KEY).ok_or(ConfigError::Missing {
-                name: env::STORE_API_KEY.into(),
-                what: "store's RRStoreAPIKey",
-            })?;
             return Ok(StoreSettings {
                 name: store_id.clone(),
-                store_key: SecretString::from(store_key),
+                store_key: Secret::env_var(env::STORE_API_KEY, "store's RRStoreAPIKey"),
                 partner_store_id: env(env::PARTNER_STORE_ID).unwrap_or_else(|| store_id.clone()),
                 export: None,
                 input: InputDefaults::default(),
@@ -394,7 +416,7 @@ impl Config {
             });
         }
         match self.file.stores.as_slice() {
-            [only] => self.store(only, self.shared_rules()?, env),
+            [only] => self.store(only, self.shared_rules()?),
             [] => Err(ConfigError::Missing {
                 name: env::STORE_ID.into(),
                 what: "store's RRStoreID (or configure a [[store]] in rrfeed.toml)",
@@ -414,7 +436,6 @@ impl Config {
         &self,
         s: &StoreConfig,
         shared: Arc<MappingRules>,
-        env: Env,
     ) -> Result<StoreSettings, ConfigError> {
         let key = |k: &str| format!("store {:?}: {k}", s.name);
         if s.name.trim().is_empty() || s.store_id.trim().is_empty() {
@@ -439,7 +460,11 @@ impl Config {
         Ok(StoreSettings {
             name: s.name.clone(),
             store_id: s.store_id.clone(),
-            store_key: self.secret(&s.store_api_key, &key("store_api_key"), env)?,
+            store_key: Secret::reference(
+                &s.store_api_key,
+                &key("store_api_key"),
+                self.path.as_deref(),
+            ),
             partner_store_id: s
                 .partner_store_id
                 .clone()
@@ -486,57 +511,12 @@ impl Config {
         })
     }
 
-    /// Reads a secret from its reference. A secret file readable by group or others draws a warning.
+    /// Reads a secret from its reference now. A secret file readable by group or others draws a
+    /// warning.
     fn secret(&self, r: &SecretRef, key: &str, env: Env) -> Result<SecretString, ConfigError> {
-        match (&r.env, &r.file) {
-            (Some(name), None) => {
-                env(name)
-                    .map(SecretString::from)
-                    .ok_or_else(|| ConfigError::Missing {
-                        name: format!("{name} (named by {key} in {})", self.display_path()),
-                        what: "secret",
-                    })
-            }
-            (None, Some(path)) => {
-                read_secret_file(path).map_err(|reason| self.invalid(key, reason))
-            }
-            _ => Err(self.invalid(
-                key,
-                "give exactly one of env = \"VARIABLE\" or file = \"/path\"",
-            )),
-        }
-    }
-
-    fn display_path(&self) -> String {
-        self.path
-            .as_ref()
-            .map_or_else(|| "the config".to_owned(), |p| p.display().to_string())
+        Secret::reference(r, key, self.path.as_deref()).resolve(env)
     }
 }
-
-fn read_secret_file(path: &Path) -> Result<SecretString, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?;
-    warn_if_readable_by_others(path);
-    let value = text.trim();
-    if value.is_empty() {
-        return Err(format!("the secret file {} is empty", path.display()));
-    }
-    Ok(SecretString::from(value.to_owned()))
-}
-
-#[cfg(unix)]
-fn warn_if_readable_by_others(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.permissions().mode() & 0o077 != 0
-    {
-        warn!(file = %path.display(), "a secret file is readable by group or others; chmod 600 it");
-    }
-}
-
-#[cfg(not(unix))]
-fn warn_if_readable_by_others(_: &Path) {}
 
 /// Parses a base URL: `https://` anywhere, `http://` only for loopback hosts (SPEC §4).
 pub fn check_base_url(text: &str) -> Result<Url, String> {

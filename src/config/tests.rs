@@ -52,7 +52,8 @@ fn the_environment_alone_configures_a_store() {
 #[test]
 fn a_missing_key_names_the_variable_and_never_a_value() {
     let env = env_of(&[("RRFEED_STORE_ID", "12")]);
-    let err = Config::default().default_store(&env).unwrap_err();
+    let store = Config::default().default_store(&env).unwrap();
+    let err = store.store_key.resolve(&env).unwrap_err();
     assert_eq!(
         err.to_string(),
         "RRFEED_STORE_API_KEY is not set: it must hold the store's RRStoreAPIKey"
@@ -95,14 +96,19 @@ fn stores_read_their_keys_from_the_environment_or_a_file() {
         key_file.path().display()
     );
     let (_f, config) = config_from(&text);
-    let stores = config
+    let stores: Vec<StoreSettings> = config
         .unwrap()
-        .stores(&env_of(&[("NORTH_KEY", "env-key")]))
-        .unwrap();
-    assert_eq!(stores[0].store_key.expose_secret(), "env-key");
+        .stores()
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let env = env_of(&[("NORTH_KEY", "env-key")]);
+    let key = |store: &StoreSettings| store.store_key.resolve(&env).unwrap();
+    assert_eq!(key(&stores[0]).expose_secret(), "env-key");
     assert_eq!(stores[0].input.encoding, Some(Encoding::Windows1252));
     assert_eq!(stores[0].input.delimiter, Some(b';'));
-    assert_eq!(stores[1].store_key.expose_secret(), "file-key");
+    assert_eq!(key(&stores[1]).expose_secret(), "file-key");
     assert_eq!(stores[1].partner_store_id, "S2");
 }
 
@@ -111,14 +117,33 @@ fn a_missing_store_key_names_the_variable_the_store_and_the_file() {
     let (f, config) = config_from(
         "[[store]]\nname = \"north\"\nstore_id = \"1\"\nstore_api_key = { env = \"NORTH_KEY\" }\n",
     );
-    let err = config
-        .unwrap()
-        .stores(&env_of(&[]))
+    let stores = config.unwrap().stores().unwrap();
+    let store = stores[0].as_ref().unwrap();
+    let err = store
+        .store_key
+        .resolve(&env_of(&[]))
         .unwrap_err()
         .to_string();
     assert!(err.contains("NORTH_KEY"), "{err}");
     assert!(err.contains("store \"north\""), "{err}");
     assert!(err.contains(&f.path().display().to_string()), "{err}");
+}
+
+#[test]
+fn one_stores_wrong_setting_leaves_the_others_usable() {
+    let (_f, config) = config_from(
+        "[[store]]\nname = \"a\"\nstore_id = \"1\"\nstore_api_key = { env = \"K\" }\nencoding = \"ebcdic\"\n\
+         [[store]]\nname = \"b\"\nstore_id = \"2\"\nstore_api_key = { env = \"K\" }\n",
+    );
+    let stores = config.unwrap().stores().unwrap();
+    let problem = stores[0].as_ref().unwrap_err();
+    assert_eq!(problem.name, "a");
+    assert!(
+        problem.error.to_string().contains("ebcdic"),
+        "{:?}",
+        problem.error
+    );
+    assert_eq!(stores[1].as_ref().unwrap().name, "b");
 }
 
 #[test]
@@ -149,11 +174,7 @@ fn two_stores_with_one_store_id_are_refused() {
         "[[store]]\nname = \"a\"\nstore_id = \"1\"\nstore_api_key = { env = \"K\" }\n\
          [[store]]\nname = \"b\"\nstore_id = \"1\"\nstore_api_key = { env = \"K\" }\n",
     );
-    let err = config
-        .unwrap()
-        .stores(&env_of(&[("K", "k")]))
-        .unwrap_err()
-        .to_string();
+    let err = config.unwrap().stores().unwrap_err().to_string();
     assert!(err.contains("repeats"), "{err}");
 }
 
@@ -203,9 +224,9 @@ fn a_single_configured_store_is_the_default_and_several_need_a_name() {
     let config = config.unwrap();
     let err = config.default_store(&env).unwrap_err();
     assert!(err.to_string().contains("--store NAME"), "{err}");
-    assert_eq!(config.store_named("b", &env).unwrap().store_id, "2");
-    assert_eq!(config.store_named("2", &env).unwrap().name, "b");
-    let err = config.store_named("c", &env).unwrap_err().to_string();
+    assert_eq!(config.store_named("b").unwrap().store_id, "2");
+    assert_eq!(config.store_named("2").unwrap().name, "b");
+    let err = config.store_named("c").unwrap_err().to_string();
     assert!(err.contains("configured: a, b"), "{err}");
 }
 

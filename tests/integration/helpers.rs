@@ -1,7 +1,7 @@
 //! Shared helpers: start the mock on a free port, run the binary against it, read its JSON summary.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use assert_cmd::Command;
@@ -189,4 +189,45 @@ pub fn file_with(bytes: &[u8], suffix: &str) -> tempfile::NamedTempFile {
     let mut file = tempfile::Builder::new().suffix(suffix).tempfile().unwrap();
     file.write_all(bytes).unwrap();
     file
+}
+
+/// A state dir and config file for three stores of a three-store mock.
+pub struct Night {
+    pub dir: tempfile::TempDir,
+}
+
+impl Night {
+    pub fn new(exports: [&Path; 3]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("partner_api_key = { env = \"RRFEED_PARTNER_API_KEY\" }\n");
+        for (i, (name, export)) in ["north", "south", "east"].iter().zip(exports).enumerate() {
+            text.push_str(&format!(
+                "[[store]]\nname = \"{name}\"\nstore_id = \"{}\"\nstore_api_key = {{ env = \"KEY_{}\" }}\nexport = \"{}\"\n",
+                1001 + i,
+                name.to_uppercase(),
+                export.display()
+            ));
+        }
+        std::fs::write(dir.path().join("rrfeed.toml"), text).unwrap();
+        Self { dir }
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn command(&self, server: &MockServer) -> assert_cmd::Command {
+        let mut cmd = rrfeed(server, &self.state());
+        cmd.env_remove("RRFEED_STORE_ID")
+            .env("KEY_NORTH", "demo-store-key")
+            .env("KEY_SOUTH", "demo-store-key-2")
+            .env("KEY_EAST", "demo-store-key-3")
+            .current_dir(self.dir.path());
+        cmd
+    }
+}
+
+pub fn json_of(output: &std::process::Output) -> Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
 }

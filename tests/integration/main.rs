@@ -10,5 +10,6 @@ mod mock_cmd;
 mod operations;
 mod real_world;
 mod tls;
+mod unattended;
 mod upload;
 mod webhook;

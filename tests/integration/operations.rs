@@ -12,47 +12,6 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-/// A state dir and config file for three stores of a three-store mock.
-struct Night {
-    dir: tempfile::TempDir,
-}
-
-impl Night {
-    fn new(exports: [&Path; 3]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut text = String::from("partner_api_key = { env = \"RRFEED_PARTNER_API_KEY\" }\n");
-        for (i, (name, export)) in ["north", "south", "east"].iter().zip(exports).enumerate() {
-            text.push_str(&format!(
-                "[[store]]\nname = \"{name}\"\nstore_id = \"{}\"\nstore_api_key = {{ env = \"KEY_{}\" }}\nexport = \"{}\"\n",
-                1001 + i,
-                name.to_uppercase(),
-                export.display()
-            ));
-        }
-        std::fs::write(dir.path().join("rrfeed.toml"), text).unwrap();
-        Self { dir }
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    fn command(&self, server: &MockServer) -> assert_cmd::Command {
-        let mut cmd = rrfeed(server, &self.state());
-        cmd.env_remove("RRFEED_STORE_ID")
-            .env("KEY_NORTH", "demo-store-key")
-            .env("KEY_SOUTH", "demo-store-key-2")
-            .env("KEY_EAST", "demo-store-key-3")
-            .current_dir(self.dir.path());
-        cmd
-    }
-}
-
-fn json_of(output: &std::process::Output) -> Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
-}
-
 #[test]
 fn a_night_of_three_stores_goes_on_past_a_failing_one() {
     let north = csv_rows(1500);

@@ -17,7 +17,7 @@ use tracing::info;
 use crate::cli::{GlobalArgs, UploadArgs};
 use crate::config::{
     self, ApiSettings, Config, ConfigError, Destination, Guards, Overrides, RetrySettings,
-    StoreSettings,
+    StoreProblem, StoreSettings,
 };
 use crate::error::{Exit, RunError};
 use crate::mock::{Mock, MockConfig};
@@ -39,8 +39,6 @@ struct Flags {
     chunk_size: usize,
     /// Where to write the rejected values (one store only).
     rejects: Option<PathBuf>,
-    /// Errors also go to the log (with `--json`, where no human reads the summary).
-    log_errors: bool,
 }
 
 /// Settings shared by the stores of one invocation.
@@ -64,12 +62,28 @@ struct Job {
     input: InputSpec,
 }
 
+/// A store of the plan: ready to run, or failing alone.
+enum Planned {
+    Ready(Box<Job>),
+    Unready(Unready),
+}
+
+/// A store that cannot run because of its own configuration (its export missing, a wrong setting):
+/// it fails with exit 78 while the other stores of the night run.
+struct Unready {
+    name: String,
+    store_id: String,
+    input: String,
+    error: ConfigError,
+}
+
 pub async fn run(args: &UploadArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
     let started = Instant::now();
     let (shared, jobs) = match plan(args, global, ctx).await {
         Ok(planned) => planned,
         Err(e) => {
             let summary = summary_before_start(args, ctx, &e, started);
+            tracing::error!(store = %summary.store, exit_code = summary.exit_code, "upload failed: {e}");
             print_one_or_many(args, &[summary]);
             return e.exit();
         }
@@ -96,7 +110,7 @@ pub async fn run(args: &UploadArgs, global: &GlobalArgs, ctx: &Context) -> Exit 
 /// Runs the stores, `jobs` at a time; the summaries come back in plan order.
 async fn run_jobs(
     shared: &Shared,
-    jobs: Vec<Job>,
+    jobs: Vec<Planned>,
     parallel: usize,
     ctx: &Context,
     stop: Stop,
@@ -104,7 +118,13 @@ async fn run_jobs(
     let mut done: Vec<(usize, UploadSummary)> = futures_util::stream::iter(jobs.iter().enumerate())
         .map(|(i, job)| {
             let stop = stop.clone();
-            async move { (i, store::run(job, shared, ctx, stop).await) }
+            async move {
+                let summary = match job {
+                    Planned::Ready(job) => store::run(job, shared, ctx, stop).await,
+                    Planned::Unready(unready) => store::unready(unready, shared.flags.dry_run),
+                };
+                (i, summary)
+            }
         })
         .buffer_unordered(parallel.max(1))
         .collect()
@@ -114,6 +134,9 @@ async fn run_jobs(
 }
 
 fn print_one_or_many(args: &UploadArgs, summaries: &[UploadSummary]) {
+    if summaries.iter().any(|s| !s.warnings.is_empty()) {
+        crate::output::warned();
+    }
     if args.all_stores {
         print_result(args.json, &summaries, || summary::upload_table(summaries));
     } else if let Some(one) = summaries.first() {
@@ -121,12 +144,13 @@ fn print_one_or_many(args: &UploadArgs, summaries: &[UploadSummary]) {
     }
 }
 
-/// Resolves the settings and the stores to run.
+/// Resolves the settings and the stores to run; a store whose own settings are wrong is planned as
+/// [`Unready`], so that it fails alone.
 async fn plan(
     args: &UploadArgs,
     global: &GlobalArgs,
     ctx: &Context,
-) -> Result<(Shared, Vec<Job>), RunError> {
+) -> Result<(Shared, Vec<Planned>), RunError> {
     let config = Config::load(global.config.as_deref())?;
     let overrides = Overrides {
         state_dir: global.state_dir.clone(),
@@ -145,7 +169,6 @@ async fn plan(
         resume: args.resume,
         wait_lock: args.wait_lock,
         chunk_size: usize::from(args.chunk_size),
-        log_errors: args.json,
     };
     let mut shared = Shared {
         api: None,
@@ -168,47 +191,76 @@ async fn plan(
         shared._mock_state = Some(state);
         shared.api = Some(api);
         shared.mock = Some(mock);
-        vec![store]
+        vec![Ok(store)]
     } else {
         if !args.dry_run {
             shared.api = Some(config.api(&ctx.env, &overrides, shared.retry.timeout)?);
         }
         chosen_stores(args, &config, ctx)?
     };
-    let jobs = stores
+    let jobs: Vec<Planned> = stores
         .into_iter()
-        .map(|store| {
-            let input = input_for(args, &store)?;
-            Ok(Job { store, input })
+        .map(|store| match store {
+            Ok(store) => job(args, store),
+            Err(problem) => Planned::Unready(Unready {
+                name: problem.name,
+                store_id: problem.store_id,
+                input: "-".into(),
+                error: problem.error,
+            }),
         })
-        .collect::<Result<_, RunError>>()?;
+        .collect();
+    // One store alone: its problem is the invocation's, reported as before any store started.
+    if let [Planned::Unready(unready)] = jobs.as_slice()
+        && !args.all_stores
+    {
+        return Err(unready.error.clone().into());
+    }
     Ok((shared, jobs))
+}
+
+/// The run of one store, or why it cannot run.
+fn job(args: &UploadArgs, store: StoreSettings) -> Planned {
+    match input_for(args, &store) {
+        Ok(input) => Planned::Ready(Box::new(Job { store, input })),
+        Err(error) => Planned::Unready(Unready {
+            input: store
+                .export
+                .as_ref()
+                .map_or_else(|| "-".into(), |p| p.display().to_string()),
+            name: store.name,
+            store_id: store.store_id,
+            error,
+        }),
+    }
 }
 
 fn chosen_stores(
     args: &UploadArgs,
     config: &Config,
     ctx: &Context,
-) -> Result<Vec<StoreSettings>, ConfigError> {
+) -> Result<Vec<Result<StoreSettings, StoreProblem>>, ConfigError> {
     if args.all_stores {
-        let mut stores = config.stores(&ctx.env)?;
-        // Stores whose customers go to CRM.COM are synced by `rrfeed crm sync`, never uploaded.
-        let mut kept = Vec::with_capacity(stores.len());
-        for store in stores.drain(..) {
-            if config.destination_of(&store.name)? == Destination::Crm {
-                tracing::info!(store = %store.name, "skipping a store whose destination is CRM.COM");
+        let mut kept = Vec::new();
+        for store in config.stores()? {
+            let name = match &store {
+                Ok(s) => &s.name,
+                Err(problem) => &problem.name,
+            };
+            // Stores whose customers go to CRM.COM are synced by `rrfeed crm sync`, never uploaded.
+            if config.destination_of(name)? == Destination::Crm {
+                tracing::info!(store = %name, "skipping a store whose destination is CRM.COM");
             } else {
                 kept.push(store);
             }
         }
-        let stores = kept;
-        if stores.is_empty() {
+        if kept.is_empty() {
             return Err(ConfigError::invalid(
                 "--all-stores",
                 "the config has no [[store]] entries",
             ));
         }
-        return Ok(stores);
+        return Ok(kept);
     }
     match (&args.store, config.default_store(&ctx.env)) {
         (Some(name), _) if config.destination_of(name)? == Destination::Crm => {
@@ -219,18 +271,18 @@ fn chosen_stores(
                 ),
             ))
         }
-        (Some(name), _) => Ok(vec![config.store_named(name, &ctx.env)?]),
-        (None, Ok(store)) => Ok(vec![store]),
+        (Some(name), _) => Ok(vec![Ok(config.store_named(name)?)]),
+        (None, Ok(store)) => Ok(vec![Ok(store)]),
         // A dry run sends nothing, so it needs no store credentials.
-        (None, Err(ConfigError::Missing { .. })) if args.dry_run => Ok(vec![StoreSettings {
+        (None, Err(ConfigError::Missing { .. })) if args.dry_run => Ok(vec![Ok(StoreSettings {
             name: "-".into(),
             store_id: "-".into(),
-            store_key: SecretString::from(String::new()),
+            store_key: config::Secret::given(SecretString::from(String::new())),
             partner_store_id: "-".into(),
             export: None,
             input: config::InputDefaults::default(),
             rules: Default::default(),
-        }]),
+        })]),
         (None, Err(e)) => Err(e),
     }
 }
@@ -239,7 +291,16 @@ fn chosen_stores(
 fn input_for(args: &UploadArgs, store: &StoreSettings) -> Result<InputSpec, ConfigError> {
     let file = match (&args.file, &store.export) {
         (Some(file), _) => file.clone(),
-        (None, Some(export)) => export.clone(),
+        (None, Some(export)) => {
+            // The configured export must be there: its absence is the store's setup to fix (78).
+            if let Err(e) = std::fs::File::open(export) {
+                return Err(ConfigError::invalid(
+                    format!("store {:?}: export", store.name),
+                    format!("cannot open {}: {e}", export.display()),
+                ));
+            }
+            export.clone()
+        }
         (None, None) => {
             return Err(ConfigError::invalid(
                 format!("store {:?}", store.name),
@@ -276,7 +337,7 @@ async fn embedded_mock(timeout: Duration) -> Result<(ApiSettings, StoreSettings,
     let store = StoreSettings {
         name: demo.store_id.clone(),
         store_id: demo.store_id.clone(),
-        store_key: SecretString::from(demo.store_key.clone()),
+        store_key: config::Secret::given(SecretString::from(demo.store_key.clone())),
         partner_store_id: demo.partner_store_id.clone(),
         export: None,
         input: config::InputDefaults::default(),

@@ -1,10 +1,11 @@
 //! Progress of an upload: a bar on an interactive terminal, otherwise (cron, CI) a log line every ten
-//! chunks or thirty seconds, so a long upload never looks stuck.
+//! chunks or thirty seconds, so a long upload never looks stuck. Log lines suspend the bars while they
+//! are written (see `output`), and rates are whole rows a second.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use tracing::info;
 
 use crate::driver::Progress;
@@ -19,17 +20,24 @@ pub(super) struct Reporter {
 
 impl Reporter {
     pub(super) fn new(store: &str, total: u64) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
+        let drawn = std::io::stderr().is_terminal() && !crate::output::quiet();
+        let bar = drawn.then(|| {
             let bar = ProgressBar::new(total);
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{prefix} [{bar:30}] {pos}/{len} rows ({per_sec}, {eta} left)",
+                    "{prefix} [{bar:30}] {pos}/{len} rows ({rate} rows/s, {eta} left)",
                 )
                 .expect("a valid template")
+                .with_key(
+                    "rate",
+                    |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0}", state.per_sec());
+                    },
+                )
                 .progress_chars("=> "),
             );
             bar.set_prefix(store.to_owned());
-            bar
+            crate::output::add_bar(bar)
         });
         Self {
             bar,
@@ -59,6 +67,7 @@ impl Reporter {
     pub(super) fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
+            crate::output::remove_bar(&bar);
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use tracing::{Instrument, error, info, info_span, warn};
 
-use super::{Job, Shared, guards, progress::Reporter};
+use super::{Job, Shared, Unready, guards, progress::Reporter};
 use crate::client::{Client, StoreCredentials};
 use crate::config::ConfigError;
 use crate::customer::{Customer, Normalizer};
@@ -69,11 +69,33 @@ pub(super) async fn run(job: &Job, shared: &Shared, ctx: &Context, stop: Stop) -
         .instrument(span)
         .await;
     summary.finish(result.as_ref().err(), &progress, started.elapsed());
-    if let Err(e) = &result
-        && shared.flags.log_errors
-    {
-        error!(store = %job.store.name, "{e}");
+    if let Err(e) = &result {
+        // The summary goes to stdout, which cron often discards: the reason goes to the log as well.
+        error!(
+            store = %job.store.name,
+            run_id = summary.run_id,
+            exit_code = summary.exit_code,
+            "upload failed: {e}"
+        );
     }
+    summary
+}
+
+/// The summary of a store that could not run because of its own settings (exit 78).
+pub(super) fn unready(unready: &Unready, dry_run: bool) -> UploadSummary {
+    let mut summary = UploadSummary::new(unready.name.clone(), unready.input.clone(), dry_run);
+    summary.store_id = unready.store_id.clone();
+    let error = RunError::from(unready.error.clone());
+    summary.finish(
+        Some(&error),
+        &Progress::default(),
+        std::time::Duration::ZERO,
+    );
+    error!(
+        store = %unready.name,
+        exit_code = summary.exit_code,
+        "upload failed: {error}"
+    );
     summary
 }
 
@@ -94,6 +116,11 @@ async fn execute(
     if shared.flags.dry_run {
         return dry_run(job, shared, ctx, summary).await;
     }
+    // Read before anything else: a store without its key fails alone, before its export is read.
+    let credentials = StoreCredentials {
+        store_id: job.store.store_id.clone(),
+        store_key: job.store.store_key.resolve(&ctx.env)?,
+    };
     let started_at = (ctx.now)().to_string();
     let _lock = lock::acquire(
         &shared.state_dir,
@@ -117,7 +144,13 @@ async fn execute(
         id,
     };
     let started = Instant::now();
-    let result = upload(job, shared, ctx, stop, summary, progress, &entry).await;
+    let run = Run {
+        job,
+        shared,
+        ctx,
+        credentials: &credentials,
+    };
+    let result = upload(&run, stop, summary, progress, &entry).await;
     let exit = result.as_ref().err().map_or(Exit::Success, RunError::exit);
     let error = result.as_ref().err().map(ToString::to_string);
     entry.ledger.finish(
@@ -133,16 +166,25 @@ async fn execute(
     result
 }
 
+/// What one store's run works with.
+struct Run<'a> {
+    job: &'a Job,
+    shared: &'a Shared,
+    ctx: &'a Context,
+    credentials: &'a StoreCredentials,
+}
+
 /// Everything after the ledger entry exists: snapshot, guards, resume, transaction.
 async fn upload(
-    job: &Job,
-    shared: &Shared,
-    ctx: &Context,
+    run: &Run<'_>,
     stop: Stop,
     summary: &mut UploadSummary,
     progress: &mut Progress,
     entry: &Entry<'_>,
 ) -> Result<(), RunError> {
+    let Run {
+        job, shared, ctx, ..
+    } = *run;
     let spool_path = spool_dir(shared).join(format!("run-{}.ndjson", entry.id));
     let (ingested, mut spool) = snapshot(job, ctx, shared, spool_path).await?;
     note_snapshot(summary, &ingested, &spool);
@@ -173,7 +215,7 @@ async fn upload(
         guards::note_open_transaction(&previous, progress);
         None
     };
-    let result = transact(job, shared, ctx, stop, &spool, resume, progress, entry).await;
+    let result = transact(run, stop, &spool, resume, progress, entry).await;
     guards::remove_old_spools(entry.ledger, store_id, entry.id);
     if may_resume(&result, progress) {
         spool.keep();
@@ -192,26 +234,20 @@ fn may_resume(result: &Result<(), RunError>, progress: &Progress) -> bool {
         && matches!(result, Err(RunError::Driver(DriverError::Interrupted(_))))
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn transact(
-    job: &Job,
-    shared: &Shared,
-    ctx: &Context,
+    run: &Run<'_>,
     stop: Stop,
     spool: &Spool,
     resume: Option<ResumePoint>,
     progress: &mut Progress,
     entry: &Entry<'_>,
 ) -> Result<(), RunError> {
+    let Run {
+        job, shared, ctx, ..
+    } = *run;
     let api = shared.api.as_ref().expect("a real run has API settings");
-    let client = Client::new(
-        api,
-        Some(StoreCredentials {
-            store_id: job.store.store_id.clone(),
-            store_key: job.store.store_key.clone(),
-        }),
-    )
-    .map_err(|e| ConfigError::invalid("ca_cert", e.to_string()))?;
+    let client = Client::new(api, Some(run.credentials.clone()))
+        .map_err(|e| ConfigError::invalid("ca_cert", e.to_string()))?;
     let feed = Feed {
         rr_store_id: &job.store.store_id,
         partner_store_id: &job.store.partner_store_id,
@@ -294,7 +330,10 @@ async fn snapshot(
         strict: shared.flags.strict,
         normalizer: Normalizer::with_rules(ctx.today, job.store.rules.clone()),
     };
+    // A blocking thread does not inherit the store's span: carry it, so that these lines name the store.
+    let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
+        let _in_store = span.enter();
         let unwritable = |e: std::io::Error| {
             ConfigError::invalid(
                 "RRFEED_STATE_DIR",
