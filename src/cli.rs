@@ -23,7 +23,8 @@ Environment (secrets are read only from here, never from flags):
   RUST_LOG                 overrides --log-level, e.g. RUST_LOG=rrfeed=debug
 
 Exit codes:
-  0 success · 1 internal error · 2 usage · 65 input unusable or a guard refused
+  0 success · 1 internal error · 2 usage · 3 partly done (crm sync: some rows not synced)
+  65 input unusable or a guard refused, or an unknown store asked for
   69 server unreachable, TLS failure or retries exhausted (nothing imported)
   75 another run holds this store's lock
   76 protocol or running-total mismatch (nothing imported) · 77 authentication failed
@@ -31,11 +32,19 @@ Exit codes:
   130 / 143 stopped by SIGINT / SIGTERM (nothing imported; the transaction stays open for --resume)
 With --all-stores the exit code is the most severe store's.";
 
+/// The version and the commit it was built from (`rrfeed --version`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("RRFEED_GIT_COMMIT"),
+    ")"
+);
+
 /// Uploads a dealer store's customer export to Rider Rewards in one verified transaction.
 #[derive(Debug, Parser)]
 #[command(
     name = "rrfeed",
-    version,
+    version = VERSION,
     about,
     long_about = "Uploads a dealer store's customer export (CSV, JSON or NDJSON) to the Rider Rewards \
                   loyalty platform in one verified transaction: the store's customer list is replaced \
@@ -92,6 +101,8 @@ pub enum Command {
     Stores(StoresArgs),
     /// Show past runs from the ledger
     History(HistoryArgs),
+    /// Forget old runs and remove old snapshots (never a store's newest run or newest success)
+    Prune(PruneArgs),
     /// Check the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -194,21 +205,25 @@ pub struct CrmNumberArgs {
 pub struct CrmTerminateArgs {
     /// The participant number
     pub number: String,
+    /// Why the participant ends, as CRM.COM records it
     #[arg(long, value_enum)]
     pub reason: crate::crm::wire::TerminationReason,
     /// The participant that replaces it (required with --reason duplication)
     #[arg(long, value_name = "NUMBER", required_if_eq("reason", "duplication"))]
     pub replaced_by: Option<String>,
+    /// Print one JSON object
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct CrmSpendBlockingArgs {
+    /// `enable` blocks the participant's spending; `disable` lets it spend again
     #[arg(value_parser = ["enable", "disable"])]
     pub action: String,
     /// The participant number
     pub number: String,
+    /// Print one JSON object
     #[arg(long)]
     pub json: bool,
 }
@@ -223,6 +238,7 @@ pub struct CrmAwardedArgs {
     /// To this date, inclusive (YYYY-MM-DD)
     #[arg(long, value_name = "DATE")]
     pub to: Option<jiff::civil::Date>,
+    /// Print one JSON object
     #[arg(long)]
     pub json: bool,
 }
@@ -255,10 +271,11 @@ pub struct WebhookServeArgs {
 }
 
 const WEBHOOK_SERVE_HELP: &str = "\
-The shared secret comes from RRFEED_WEBHOOK_SECRET or [webhook] secret in rrfeed.toml (never a flag).
-Give the vendor the URL https://YOUR-HOST/customer-updates/SECRET (behind a TLS reverse proxy), or
+The shared secret comes from RRFEED_WEBHOOK_SECRET or [webhook] secret in rrfeed.toml (never a flag). \
+Give the vendor the URL https://YOUR-HOST/customer-updates/SECRET (behind a TLS reverse proxy), or \
 have the sender put `Authorization: Bearer SECRET` on POST /customer-updates.
-Answers: 200 once stored, 400 malformed or invalid (with the reason), 401 bad secret, 413 too large,
+
+Answers: 200 once stored, 400 malformed or invalid (with the reason), 401 bad secret, 413 too large, \
 415 not JSON, 503 not stored (send again). GET /healthz answers {\"status\":\"ok\"}.";
 
 #[derive(Debug, Args)]
@@ -345,7 +362,21 @@ impl StateFilter {
 }
 
 #[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Forget runs started longer ago than this, e.g. 90d or 12w [default: [ledger] keep, else 90d]
+    #[arg(long, value_parser = parse_duration, value_name = "AGE")]
+    pub older_than: Option<Duration>,
+    /// Count what would go; remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct CompletionsArgs {
+    /// The shell to complete for
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
 }
@@ -476,7 +507,10 @@ pub struct MockArgs {
 
 const MOCK_HELP: &str = "\
 Fault rules, separated by `;`:  ENDPOINT[#CALLS]:ACTION[,ACTION...]
-  ENDPOINT  ready | begin | upload | end | dealers | *
+  ENDPOINT  ready | begin | upload | end | dealers | *   (Rider Rewards)
+            crm-login | crm-release | crm-list | crm-show | crm-create | crm-update |
+            crm-terminate | crm-enable-spend-blocking | crm-disable-spend-blocking |
+            crm-calculate-total-awarded-amount | crm-*   (CRM.COM methods)
   CALLS     N, N-M or N+ (the endpoint's Nth call, 1-based); every call if omitted
   ACTION    status=CODE          answer HTTP CODE without processing
             retry-after=SECS     add a Retry-After header
@@ -492,10 +526,11 @@ Fault rules, separated by `;`:  ENDPOINT[#CALLS]:ACTION[,ACTION...]
             error=TEXT           answer with results.error TEXT (last action; TEXT may hold commas)
             body=html|garbage|empty   answer 200 with a body that is not the vendor's JSON
 
-The demo partner and store keys are printed at start; RRFEED_PARTNER_API_KEY, RRFEED_ADMIN_PASSWORD,
+The demo partner and store keys are printed at start; RRFEED_PARTNER_API_KEY, RRFEED_ADMIN_PASSWORD, \
 RRFEED_STORE_ID, RRFEED_STORE_API_KEY and RRFEED_PARTNER_STORE_ID override them.
-Inspection (not vendor paths): GET /_mock/stores, /_mock/stores/{id}/customers, /_mock/calls;
-POST /_mock/stores/{id}/customers/{customer}/edit with {\"CustomerCity\": \"...\"} edits a customer as if
+
+Inspection (not vendor paths): GET /_mock/stores, /_mock/stores/{id}/customers, /_mock/calls. \
+POST /_mock/stores/{id}/customers/{customer}/edit with {\"CustomerCity\": \"...\"} edits a customer as if \
 on the rewards website and posts the edited row to --webhook-url.";
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -528,6 +563,24 @@ mod tests {
         assert_eq!(crate::source::parse_delimiter("tab"), Ok(b'\t'));
         assert!(crate::source::parse_delimiter(";;").is_err());
         assert_eq!(parse_encoding("cp1252"), Ok(Encoding::Windows1252));
+    }
+
+    #[test]
+    fn every_argument_says_what_it_is_for() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "rrfeed", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
     }
 
     #[test]

@@ -306,6 +306,55 @@ impl Ledger {
         Ok(())
     }
 
+    /// Runs started before `before` (an RFC 3339 time) that may be forgotten: finished, and neither
+    /// the newest run of their store (a `--resume` may need it) nor its newest success (the shrink
+    /// guard's baseline). With each, its kept snapshot, if any.
+    pub fn prunable(&self, before: &str) -> Result<Vec<(i64, Option<String>)>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, spool_path FROM runs
+                 WHERE started_at < ?1 AND state != ?2
+                   AND id NOT IN (SELECT MAX(id) FROM runs GROUP BY store_id)
+                   AND id NOT IN (SELECT MAX(id) FROM runs WHERE state = 'succeeded' GROUP BY store_id)
+                 ORDER BY id",
+            )
+            .map_err(|e| self.fail(e))?;
+        let rows = stmt
+            .query_map(params![before, RUNNING], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.fail(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))
+    }
+
+    /// Forgets the runs `ids`, in one transaction.
+    pub fn forget(&mut self, ids: &[i64]) -> Result<(), LedgerError> {
+        let tx = self.conn.transaction().map_err(|e| LedgerError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        for id in ids {
+            tx.execute("DELETE FROM runs WHERE id = ?1", params![id])
+                .map_err(|e| LedgerError::Sqlite {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+        }
+        tx.commit().map_err(|e| LedgerError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })
+    }
+
+    /// Every snapshot a run still refers to.
+    pub fn referenced_spools(&self) -> Result<Vec<String>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT spool_path FROM runs WHERE spool_path IS NOT NULL")
+            .map_err(|e| self.fail(e))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.fail(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))
+    }
+
     /// The last run of a store that succeeded.
     pub fn last_success(&self, store_id: &str) -> Result<Option<RunRecord>, LedgerError> {
         self.one(

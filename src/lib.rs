@@ -23,6 +23,7 @@ pub mod mock;
 pub mod output;
 pub mod plan;
 pub mod protocol;
+pub mod prune;
 pub mod rejects;
 pub mod repeats;
 pub mod signal;

@@ -5,6 +5,7 @@ pub mod config_check;
 pub mod crm;
 pub mod history;
 pub mod mock;
+pub mod prune;
 pub mod stores;
 pub mod upload;
 pub mod validate;

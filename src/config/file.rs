@@ -20,6 +20,8 @@ pub struct FileConfig {
     pub retry: RetryConfig,
     #[serde(default)]
     pub guards: GuardConfig,
+    #[serde(default)]
+    pub ledger: LedgerConfig,
     /// Mapping shared by every store that has none of its own.
     pub mapping: Option<MappingConfig>,
     #[serde(default, rename = "store")]
@@ -151,6 +153,14 @@ pub struct GuardConfig {
     pub purge_window: Option<String>,
     /// `--resume` only continues a transaction younger than the purge window minus this ("1h").
     pub resume_margin: Option<String>,
+}
+
+/// `[ledger]`: how long the history of runs is kept.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// Runs older than this are forgotten after each upload ("90d" by default; "forever" keeps all).
+    pub keep: Option<String>,
 }
 
 /// One `[[store]]`.

@@ -26,6 +26,9 @@ pub use webhook::{WebhookOverrides, WebhookSettings};
 /// The vendor's production API.
 pub const DEFAULT_API_URL: &str = "https://api.riderrewards.com";
 
+/// How long the ledger keeps runs unless `[ledger] keep` says otherwise.
+pub const DEFAULT_RETENTION: &str = "90d";
+
 /// The name of the config file looked for in the working directory and the user config dir.
 pub const CONFIG_FILE_NAME: &str = "rrfeed.toml";
 
@@ -299,6 +302,17 @@ impl Config {
             purge_window,
             resume_margin,
         })
+    }
+
+    /// How long runs are kept in the ledger: `[ledger] keep`, default 90 days; `None` for
+    /// "forever".
+    pub fn retention(&self) -> Result<Option<Duration>, ConfigError> {
+        match self.file.ledger.keep.as_deref().map(str::trim) {
+            Some("forever" | "never") => Ok(None),
+            keep => self
+                .duration(keep, "ledger.keep", DEFAULT_RETENTION)
+                .map(Some),
+        }
     }
 
     fn duration(

@@ -506,3 +506,68 @@ fn running_as_root() -> bool {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
 }
+
+#[test]
+fn prune_forgets_old_runs_but_keeps_the_newest_and_the_last_success() {
+    let server = MockServer::start("upload#3:status=400");
+    let state = tempfile::tempdir().unwrap();
+    let export = csv_rows(3);
+    for expected in [0, 0, 76] {
+        let run = rrfeed(&server, state.path())
+            .args(["upload", "--retries", "0"])
+            .arg(export.path())
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(expected));
+    }
+    let prune = |extra: &[&str]| {
+        let output = rrfeed(&server, state.path())
+            .args(["prune", "--older-than", "0s", "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0));
+        json_of(&output)
+    };
+    assert_eq!(prune(&["--dry-run"])["runs"], 1);
+    assert_eq!(prune(&[])["runs"], 1);
+    let history = rrfeed(&server, state.path())
+        .args(["history", "--json"])
+        .output()
+        .unwrap();
+    let states: Vec<String> = json_of(&history)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        states,
+        ["failed", "succeeded"],
+        "the newest and the last success"
+    );
+}
+
+#[test]
+fn ledger_keep_prunes_after_every_upload() {
+    let server = MockServer::start("");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rrfeed.toml");
+    std::fs::write(&config, "[ledger]\nkeep = \"1ms\"\n").unwrap();
+    let export = csv_rows(3);
+    for _ in 0..3 {
+        let run = rrfeed(&server, dir.path())
+            .arg("--config")
+            .arg(&config)
+            .arg("upload")
+            .arg(export.path())
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(0));
+    }
+    let history = rrfeed(&server, dir.path())
+        .args(["history", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(json_of(&history).as_array().unwrap().len(), 1);
+}

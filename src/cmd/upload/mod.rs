@@ -48,6 +48,8 @@ struct Shared {
     retry: RetrySettings,
     guards: Guards,
     state_dir: PathBuf,
+    /// How long the ledger keeps runs (`[ledger] keep`); pruned after the stores ran.
+    retention: Option<Duration>,
     flags: Flags,
     /// The embedded mock of `--mock`, kept running for the upload.
     mock: Option<Mock>,
@@ -99,12 +101,31 @@ pub async fn run(args: &UploadArgs, global: &GlobalArgs, ctx: &Context) -> Exit 
             "the embedded mock now holds the store's list"
         );
     }
+    if !args.dry_run && shared.mock.is_none() {
+        prune_old_runs(&shared, ctx);
+    }
     print_one_or_many(args, &summaries);
     summaries
         .iter()
         .map(|s| Exit::from_code(s.exit_code))
         .max_by_key(|e| e.code())
         .unwrap_or(Exit::Success)
+}
+
+/// Applies `[ledger] keep` after a night's runs; a failure here costs a warning, never the upload.
+fn prune_old_runs(shared: &Shared, ctx: &Context) {
+    let Some(keep) = shared.retention else {
+        return;
+    };
+    match crate::prune::prune(&shared.state_dir, keep, (ctx.now)(), false) {
+        Ok(done) if done.runs + done.snapshots > 0 => info!(
+            runs = done.runs,
+            snapshots = done.snapshots,
+            "forgot runs older than [ledger] keep"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot prune the ledger: {e}"),
+    }
 }
 
 /// Runs the stores, `jobs` at a time; the summaries come back in plan order.
@@ -174,6 +195,7 @@ async fn plan(
         api: None,
         guards: config.guards()?,
         state_dir: config.state_dir(&overrides, &ctx.env),
+        retention: config.retention()?,
         retry,
         flags,
         mock: None,
