@@ -138,6 +138,8 @@ pub enum CrmCommand {
     Sync(CrmSyncArgs),
     /// Record which participant a customer is (after a create whose answer was lost), or that none is
     Link(CrmLinkArgs),
+    /// List a store's links: customer, participant, state (terminated and earlier participants too)
+    Links(CrmLinksArgs),
     /// Show a participant
     Show(CrmNumberArgs),
     /// Terminate a participant
@@ -175,6 +177,13 @@ pub struct CrmSyncArgs {
     /// Write the rows that failed or need attention to this CSV file
     #[arg(long, value_name = "OUT.csv")]
     pub rejects: Option<PathBuf>,
+    /// Refuse the export (exit 65) on a repeated PartnerCustomerID or a value that cannot be
+    /// normalized, instead of skipping the repeat with a warning
+    #[arg(long)]
+    pub strict: bool,
+    /// Make the links an older rrfeed left (which did not record their store) this store's
+    #[arg(long, requires = "store")]
+    pub adopt_links: bool,
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,
@@ -190,6 +199,22 @@ pub struct CrmLinkArgs {
     /// No participant was created: the next sync creates one
     #[arg(long)]
     pub none: bool,
+    /// The store whose customer it is (as given to `crm sync --store`)
+    #[arg(long, value_name = "NAME")]
+    pub store: Option<String>,
+    /// Replace or clear a link that is not waiting for attention
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CrmLinksArgs {
+    /// The store whose links to list (as given to `crm sync --store`)
+    #[arg(long, value_name = "NAME")]
+    pub store: Option<String>,
+    /// Print one JSON array
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use crate::cli::{CrmCommand, CrmLinkArgs, CrmSyncArgs, GlobalArgs};
 use crate::config::{Config, ConfigError, CrmSettings, Overrides};
 use crate::crm::client::{CrmClient, CrmError};
-use crate::crm::links::Links;
+use crate::crm::links::{Link, Links, Scope};
 use crate::crm::sync::{self, SyncError, SyncOptions, SyncSummary};
 use crate::crm::wire::{CalculateAwarded, Identifier, Participant, Terminate};
 use crate::customer::{Customer, Normalizer};
@@ -18,8 +18,8 @@ use crate::warnings::Issue;
 use super::{Context, print_result};
 
 pub async fn run(command: &CrmCommand, global: &GlobalArgs, ctx: &Context) -> Exit {
-    if let CrmCommand::Link(args) = command {
-        return link(args, global, ctx);
+    if let CrmCommand::Links(args) = command {
+        return list_links(args, global, ctx);
     }
     let (config, settings, client) = match setup(global, ctx) {
         Ok(setup) => setup,
@@ -35,7 +35,8 @@ pub async fn run(command: &CrmCommand, global: &GlobalArgs, ctx: &Context) -> Ex
     );
     let work = async {
         match command {
-            CrmCommand::Link(_) => unreachable!("handled above"),
+            CrmCommand::Links(_) => unreachable!("handled above"),
+            CrmCommand::Link(args) => link(args, global, ctx, &client, &settings, &config).await,
             CrmCommand::Sync(args) => {
                 sync_command(args, global, ctx, &client, &settings, &config, stop.clone()).await
             }
@@ -52,6 +53,7 @@ pub async fn run(command: &CrmCommand, global: &GlobalArgs, ctx: &Context) -> Ex
                         .replaced_by
                         .as_ref()
                         .map(Identifier::number),
+                    transfer_wallet_amount: None,
                 };
                 participant_answer("terminate", args.json, client.terminate(&request).await)
             }
@@ -190,56 +192,207 @@ fn describe(p: &Participant) -> String {
     out
 }
 
-fn link(args: &CrmLinkArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
-    let result = Config::load(global.config.as_deref())
-        .map_err(|e| e.to_string())
-        .and_then(|config| {
-            let dir = config.state_dir(
-                &Overrides {
-                    state_dir: global.state_dir.clone(),
-                    ..Overrides::default()
-                },
-                &ctx.env,
-            );
-            let links = Links::open(&dir).map_err(|e| e.to_string())?;
-            let id = &args.partner_customer_id;
-            match &args.number {
-                Some(number) => links
-                    .link(id, number, None, (ctx.now)())
-                    .map(|()| format!("{id} is participant {number}\n"))
-                    .map_err(|e| e.to_string()),
-                None => links
-                    .forget(id)
-                    .map(|had| {
-                        if had {
-                            format!("{id} has no participant: the next sync creates one\n")
-                        } else {
-                            format!(
-                                "{id} was not linked; the next sync looks it up or creates it\n"
-                            )
-                        }
-                    })
-                    .map_err(|e| e.to_string()),
-            }
-        });
-    match result {
+/// The links of one store (`-` when none is named) at the configured CRM.COM organisation.
+fn scope(settings: &CrmSettings, store: Option<&str>) -> Scope {
+    Scope {
+        url: settings.base_url.to_string(),
+        organisation: settings.login.organisation.clone(),
+        store: store.unwrap_or("-").to_owned(),
+    }
+}
+
+fn state_dir(config: &Config, global: &GlobalArgs, ctx: &Context) -> std::path::PathBuf {
+    config.state_dir(
+        &Overrides {
+            state_dir: global.state_dir.clone(),
+            ..Overrides::default()
+        },
+        &ctx.env,
+    )
+}
+
+/// Opens the store's links. Links of an older rrfeed, which did not record their store, are adopted by
+/// this store when it can be the only one (at most one store syncs to CRM.COM) or with
+/// `--adopt-links`; otherwise the sync is refused, since guessing would mix two stores' customers.
+fn open_links(
+    config: &Config,
+    dir: &std::path::Path,
+    scope: Scope,
+    adopt: bool,
+) -> Result<Links, String> {
+    let mut links = Links::open(dir, scope.clone()).map_err(|e| e.to_string())?;
+    let legacy = links.legacy_links().map_err(|e| e.to_string())?;
+    if legacy == 0 {
+        return Ok(links);
+    }
+    let crm_stores = config
+        .store_names()
+        .into_iter()
+        .filter(|name| config.destination_of(name).ok() == Some(crate::config::Destination::Crm))
+        .count();
+    if !adopt && crm_stores > 1 {
+        return Err(format!(
+            "the link table holds {legacy} link(s) from an older rrfeed, which did not record the \
+             store that made them, and {crm_stores} stores sync to CRM.COM: run the store that made \
+             them once with `rrfeed crm sync --store NAME --adopt-links FILE`"
+        ));
+    }
+    let moved = links.adopt_legacy_links().map_err(|e| e.to_string())?;
+    tracing::info!(links = moved, store = %scope.store, "links of an older rrfeed now belong to this store");
+    Ok(links)
+}
+
+/// `crm link`: settles a customer's link, after checking the participant at CRM.COM. A link that is
+/// not waiting for attention is replaced or cleared only with `--force`.
+async fn link(
+    args: &CrmLinkArgs,
+    global: &GlobalArgs,
+    ctx: &Context,
+    client: &CrmClient,
+    settings: &CrmSettings,
+    config: &Config,
+) -> Exit {
+    let dir = state_dir(config, global, ctx);
+    let links = match open_links(config, &dir, scope(settings, args.store.as_deref()), false) {
+        Ok(links) => links,
+        Err(e) => {
+            tracing::error!("rrfeed crm link: {e}");
+            return Exit::Config;
+        }
+    };
+    match settle(args, ctx, client, &links).await {
         Ok(text) => {
             crate::output::print(&text);
             Exit::Success
         }
-        Err(e) => {
+        Err((exit, e)) => {
             tracing::error!("rrfeed crm link: {e}");
+            exit
+        }
+    }
+}
+
+async fn settle(
+    args: &CrmLinkArgs,
+    ctx: &Context,
+    client: &CrmClient,
+    links: &Links,
+) -> Result<String, (Exit, String)> {
+    let id = &args.partner_customer_id;
+    let store_error = |e: crate::crm::links::LinkError| (Exit::Config, e.to_string());
+    let current = links.get(id).map_err(store_error)?;
+    let settled = match &current {
+        Some(Link::Linked { participant, .. }) => Some(format!("linked to {participant}")),
+        Some(Link::Terminated { participant, .. }) => {
+            Some(format!("linked to {participant}, which was terminated"))
+        }
+        Some(Link::NeedsAttention { .. }) | None => None,
+    };
+    let refuse_without_force = |what: &str| match (&settled, args.force) {
+        (Some(state), false) => Err((
+            Exit::DataErr,
+            format!("{id} is {state}; {what} only with --force"),
+        )),
+        _ => Ok(()),
+    };
+    let Some(number) = &args.number else {
+        refuse_without_force("clearing it (the next sync would create a duplicate) is done")?;
+        let had = links.forget(id).map_err(store_error)?;
+        return Ok(if had {
+            format!("{id} has no participant now: the next sync creates one\n")
+        } else {
+            format!("{id} was not linked; the next sync looks it up or creates it\n")
+        });
+    };
+    if let Some(Link::Linked { participant, .. }) = &current
+        && participant == number
+    {
+        return Ok(format!(
+            "{id} was already participant {number}; nothing changed\n"
+        ));
+    }
+    refuse_without_force("replacing it is done")?;
+    let held = client
+        .show(&Identifier::number(number))
+        .await
+        .map_err(|e| (Exit::DataErr, format!("participant {number}: {e}")))?;
+    let state = held.life_cycle_state.as_deref().unwrap_or("unknown");
+    if !state.eq_ignore_ascii_case("EFFECTIVE") {
+        return Err((
+            Exit::DataErr,
+            format!("participant {number} is {state}, not EFFECTIVE: not linking {id} to it"),
+        ));
+    }
+    let account = held
+        .accounts_receivable
+        .as_ref()
+        .and_then(|a| a.number.as_deref());
+    links
+        .link(id, number, account, (ctx.now)())
+        .map_err(store_error)?;
+    Ok(match settled {
+        Some(before) => format!("{id} is participant {number} now (it was {before})\n"),
+        None => format!("{id} is participant {number}\n"),
+    })
+}
+
+/// `crm links`: a store's links, with terminated participants and earlier ones of returning
+/// customers.
+fn list_links(args: &crate::cli::CrmLinksArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
+    let listed = Config::load(global.config.as_deref())
+        .map_err(|e| e.to_string())
+        .and_then(|config| {
+            let settings = config.crm(&ctx.env).map_err(|e| e.to_string())?;
+            let dir = state_dir(&config, global, ctx);
+            open_links(
+                &config,
+                &dir,
+                scope(&settings, args.store.as_deref()),
+                false,
+            )?
+            .list()
+            .map_err(|e| e.to_string())
+        });
+    match listed {
+        Ok(rows) => {
+            print_result(args.json, &rows, || {
+                let table: Vec<[String; 4]> = rows
+                    .iter()
+                    .map(|r| {
+                        [
+                            r.partner_customer_id.clone(),
+                            r.participant.clone().unwrap_or_else(|| "-".into()),
+                            r.state.clone(),
+                            r.detail.clone().unwrap_or_else(|| r.since.clone()),
+                        ]
+                    })
+                    .collect();
+                crate::summary::table(&["CUSTOMER", "PARTICIPANT", "STATE", "SINCE"], &table)
+            });
+            Exit::Success
+        }
+        Err(e) => {
+            tracing::error!("rrfeed crm links: {e}");
             Exit::Config
         }
     }
 }
 
-/// Keeps every row of the export, for the sync.
-struct Rows(Vec<(Customer, Location)>);
+/// Keeps every row of the export, and the lines of repeated ids, for the sync.
+#[derive(Default)]
+struct Rows {
+    rows: Vec<(Customer, Location)>,
+    repeats: Vec<u64>,
+}
 
 impl RowSink for Rows {
     fn accept(&mut self, customer: &Customer, at: Location, _: &[Issue]) -> std::io::Result<()> {
-        self.0.push((customer.clone(), at));
+        self.rows.push((customer.clone(), at));
+        Ok(())
+    }
+
+    fn repeated_id(&mut self, line: u64, _first_line: u64, _id: &str) -> std::io::Result<()> {
+        self.repeats.push(line);
         Ok(())
     }
 }
@@ -253,22 +406,16 @@ async fn sync_command(
     config: &Config,
     stop: crate::signal::Stop,
 ) -> Exit {
-    let rows = match read_export(args, ctx, settings, config) {
-        Ok(rows) => rows,
+    let export = match read_export(args, ctx, settings, config) {
+        Ok(export) => export,
         Err((exit, e)) => {
             tracing::error!("rrfeed crm sync: {e}");
             return exit;
         }
     };
-    let dir = config.state_dir(
-        &Overrides {
-            state_dir: global.state_dir.clone(),
-            ..Overrides::default()
-        },
-        &ctx.env,
-    );
-    let prepared = Links::open(&dir)
-        .map_err(|e| e.to_string())
+    let dir = state_dir(config, global, ctx);
+    let scope = scope(settings, args.store.as_deref());
+    let prepared = open_links(config, &dir, scope, args.adopt_links)
         .and_then(|links| Ok((links, config.guards().map_err(|e| e.to_string())?)));
     let (links, guards) = match prepared {
         Ok(p) => p,
@@ -286,8 +433,14 @@ async fn sync_command(
         shrink_ratio: guards.shrink_ratio,
         stop,
     };
-    match sync::sync(client, links, settings, rows, &options, (ctx.now)()).await {
-        Ok(summary) => {
+    let repeated = export.repeated;
+    match sync::sync(client, links, settings, export.rows, &options, (ctx.now)()).await {
+        Ok(mut summary) => {
+            summary.repeated = repeated;
+            summary.warnings = export.warnings;
+            if !summary.warnings.is_empty() {
+                crate::output::warned();
+            }
             if let Some(path) = &args.rejects
                 && let Err(e) = write_rejects(path, &summary)
             {
@@ -312,12 +465,20 @@ async fn sync_command(
     }
 }
 
+/// The export's rows for a sync: the first row of each PartnerCustomerID (repeats are counted
+/// warnings, refused with `--strict`), so that two rows of one customer are never in flight at once.
+struct Export {
+    rows: Vec<(Customer, Location)>,
+    repeated: u64,
+    warnings: Vec<crate::warnings::WarningSummary>,
+}
+
 fn read_export(
     args: &CrmSyncArgs,
     ctx: &Context,
     settings: &CrmSettings,
     config: &Config,
-) -> Result<Vec<(Customer, Location)>, (Exit, String)> {
+) -> Result<Export, (Exit, String)> {
     let mut spec = match &args.store {
         Some(name) => {
             let store = config
@@ -331,15 +492,26 @@ fn read_export(
         spec.rules = spec.rules.clone().with_accounts_receivable(column);
     }
     let options = IngestOptions {
-        strict: false,
+        strict: args.strict,
         normalizer: Normalizer::with_rules(ctx.today, std::sync::Arc::new(spec.rules.clone())),
     };
-    let mut rows = Rows(Vec::new());
-    match ingest::ingest(&spec, options, &mut rows) {
-        Ok(_) => Ok(rows.0),
-        Err(IngestError::Input(e)) => Err((Exit::DataErr, e.to_string())),
-        Err(e @ IngestError::Storage { .. }) => Err((Exit::Config, e.to_string())),
-    }
+    let mut rows = Rows::default();
+    let ingested = match ingest::ingest(&spec, options, &mut rows) {
+        Ok(ingested) => ingested,
+        Err(IngestError::Input(e)) => return Err((Exit::DataErr, e.to_string())),
+        Err(e @ IngestError::Storage { .. }) => return Err((Exit::Config, e.to_string())),
+    };
+    let repeats: std::collections::HashSet<u64> = rows.repeats.into_iter().collect();
+    let kept: Vec<(Customer, Location)> = rows
+        .rows
+        .into_iter()
+        .filter(|(_, at)| !repeats.contains(&at.line))
+        .collect();
+    Ok(Export {
+        rows: kept,
+        repeated: repeats.len() as u64,
+        warnings: ingested.warnings.summaries(),
+    })
 }
 
 fn render(s: &SyncSummary) -> String {
@@ -360,11 +532,30 @@ fn render(s: &SyncSummary) -> String {
     ] {
         let _ = writeln!(out, "  {label:<16} {n}");
     }
-    for p in &s.problems {
+    if s.repeated > 0 {
         let _ = writeln!(
             out,
-            "  line {}: {} {:?}: {}",
-            p.line, p.partner_customer_id, p.outcome, p.reason
+            "  {:<16} {} (a PartnerCustomerID seen on an earlier line; the first row wins)",
+            "skipped repeats", s.repeated
+        );
+    }
+    for w in &s.warnings {
+        let _ = writeln!(
+            out,
+            "  warning {}: {} (e.g. {})",
+            w.code.as_str(),
+            w.count,
+            w.example
+        );
+    }
+    for p in &s.problems {
+        let place = p
+            .line
+            .map_or_else(|| "not in the export".to_owned(), |l| format!("line {l}"));
+        let _ = writeln!(
+            out,
+            "  {place}: {} {:?}: {}",
+            p.partner_customer_id, p.outcome, p.reason
         );
     }
     out
@@ -379,12 +570,10 @@ fn write_rejects(path: &std::path::Path, summary: &SyncSummary) -> std::io::Resu
             .as_ref()
             .and_then(|v| v.as_str())
             .unwrap_or("failed");
-        csv.write_record([
-            p.line.to_string().as_str(),
-            &p.partner_customer_id,
-            outcome,
-            &p.reason,
-        ])?;
+        let line = p
+            .line
+            .map_or_else(|| "not in the export".to_owned(), |l| l.to_string());
+        csv.write_record([line.as_str(), &p.partner_customer_id, outcome, &p.reason])?;
     }
     csv.flush()
 }

@@ -42,6 +42,16 @@ pub struct CrmSettings {
     pub timeout: std::time::Duration,
 }
 
+impl CrmSettings {
+    /// The `udf_string_N` slot that holds the PartnerCustomerID, if one does.
+    pub fn id_slot(&self) -> Option<u8> {
+        self.udf
+            .iter()
+            .find(|(_, field)| *field == Field::PartnerCustomerId)
+            .map(|(slot, _)| *slot)
+    }
+}
+
 /// SPEC §8's default mapping.
 pub const DEFAULT_UDF: [(u8, Field); 4] = [
     (1, Field::PartnerCustomerId),

@@ -55,7 +55,8 @@ pub enum Outcome {
 /// A row that failed or needs attention, for the summary and the rejects file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Problem {
-    pub line: u64,
+    /// The export's line; `None` for a linked customer no longer in the export (a termination).
+    pub line: Option<u64>,
     pub partner_customer_id: String,
     pub outcome: Outcome,
     pub reason: String,
@@ -71,6 +72,10 @@ pub struct SyncSummary {
     pub terminated: u64,
     pub failed: u64,
     pub needs_attention: u64,
+    /// Rows skipped because an earlier row has their PartnerCustomerID (the first one wins).
+    pub repeated: u64,
+    /// The export's counted warnings (repeated ids among them).
+    pub warnings: Vec<crate::warnings::WarningSummary>,
     pub dry_run: bool,
     /// The signal that stopped the sync before every row was done.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -196,16 +201,16 @@ pub async fn sync(
     drop(outcomes);
     if let Some(signal) = stop.requested() {
         summary.interrupted = Some(signal.name());
-        summary.problems.sort_by_key(|p| p.line);
+        summary.problems.sort_by_key(|p| p.line.unwrap_or(u64::MAX));
         return Ok(summary);
     }
     for (id, number) in missing.unwrap_or_default() {
-        match terminate(&shared, &number).await {
+        match terminate(&shared, &id, &number).await {
             Ok(()) => summary.terminated += 1,
             Err(reason) => {
                 summary.failed += 1;
                 summary.problems.push(Problem {
-                    line: 0,
+                    line: None,
                     partner_customer_id: id,
                     outcome: Outcome::Failed,
                     reason,
@@ -213,7 +218,7 @@ pub async fn sync(
             }
         }
     }
-    summary.problems.sort_by_key(|p| p.line);
+    summary.problems.sort_by_key(|p| p.line.unwrap_or(u64::MAX));
     Ok(summary)
 }
 
@@ -244,7 +249,9 @@ fn missing_from(
     Ok(missing)
 }
 
-async fn terminate(shared: &Shared<'_>, number: &str) -> Result<(), String> {
+/// Terminates a missing customer's participant and records it; one already terminated at CRM.COM
+/// (from its own screens) is recorded as such.
+async fn terminate(shared: &Shared<'_>, id: &str, number: &str) -> Result<(), String> {
     if shared.options.dry_run {
         info!(participant = number, "would terminate");
         return Ok(());
@@ -255,13 +262,35 @@ async fn terminate(shared: &Shared<'_>, number: &str) -> Result<(), String> {
         rewards_participant_identifier: Identifier::number(number),
         termination_reason: TerminationReason::CustomerRequest,
         replaced_by_rewards_participant_identifier: None,
+        transfer_wallet_amount: None,
     };
-    shared
-        .client
-        .terminate(&request)
-        .await
-        .map(drop)
-        .map_err(|e| e.to_string())
+    let record = || {
+        links(shared)
+            .terminated(id, number, shared.now)
+            .map_err(|e| e.to_string())
+    };
+    match shared.client.terminate(&request).await {
+        Ok(_) => record(),
+        Err(e @ CrmError::Refused { .. }) => {
+            shared.pace.wait().await;
+            match shared.client.show(&Identifier::number(number)).await {
+                Ok(held) if is_terminated(&held) => record(),
+                _ => Err(e.to_string()),
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn links<'a>(shared: &'a Shared<'_>) -> std::sync::MutexGuard<'a, Links> {
+    shared.links.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn is_terminated(participant: &Participant) -> bool {
+    participant
+        .life_cycle_state
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("TERMINATED"))
 }
 
 /// One row: its outcome, and the problem to report if it did not go through.
@@ -280,7 +309,7 @@ async fn row(shared: &Shared<'_>, customer: &Customer, at: Location) -> (Outcome
         Err((outcome, reason)) => {
             warn!(line = at.line, customer = id, %reason, "row not synced");
             let problem = Problem {
-                line: at.line,
+                line: Some(at.line),
                 partner_customer_id: id.to_owned(),
                 outcome,
                 reason,
@@ -297,12 +326,7 @@ fn failed(e: impl std::fmt::Display) -> (Outcome, String) {
 }
 
 async fn sync_one(shared: &Shared<'_>, id: &str, customer: &Customer) -> RowResult {
-    let link = shared
-        .links
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(id)
-        .map_err(failed)?;
+    let link = links(shared).get(id).map_err(failed)?;
     match link {
         Some(Link::NeedsAttention { detail, since }) => Err((
             Outcome::NeedsAttention,
@@ -318,12 +342,21 @@ async fn sync_one(shared: &Shared<'_>, id: &str, customer: &Customer) -> RowResu
                 .show(&Identifier::number(&participant))
                 .await
                 .map_err(failed)?;
-            update_if_changed(shared, &held, customer).await
+            if !is_terminated(&held) {
+                return update_if_changed(shared, &held, customer).await;
+            }
+            // Terminated from CRM.COM's own screens while the customer is still in the export: it is
+            // never updated again; the customer gets a new participant, like a returning one.
+            warn!(customer = id, %participant, "the participant was terminated at CRM.COM; creating a new one");
+            if !shared.options.dry_run {
+                links(shared)
+                    .terminated(id, &participant, shared.now)
+                    .map_err(failed)?;
+            }
+            find_or_create(shared, id, customer).await
         }
-        None => match customer.accounts_receivable() {
-            Some(account) => find_or_create(shared, id, customer, account).await,
-            None => create(shared, id, customer, None).await,
-        },
+        // A returning customer: its old participant stays terminated (and in the link history).
+        Some(Link::Terminated { .. }) | None => find_or_create(shared, id, customer).await,
     }
 }
 
@@ -347,12 +380,12 @@ async fn update_if_changed(
     Ok(Outcome::Updated)
 }
 
-async fn find_or_create(
-    shared: &Shared<'_>,
-    id: &str,
-    customer: &Customer,
-    account: &str,
-) -> RowResult {
+/// An unlinked customer: found through its accounts receivable when the export names one, else
+/// created.
+async fn find_or_create(shared: &Shared<'_>, id: &str, customer: &Customer) -> RowResult {
+    let Some(account) = customer.accounts_receivable() else {
+        return create(shared, id, customer, None).await;
+    };
     shared.pace.wait().await;
     let query = ListQuery {
         accounts_receivable: Identifier::number(account),
@@ -364,19 +397,61 @@ async fn find_or_create(
     match found.as_slice() {
         [] => create(shared, id, customer, Some(account)).await,
         [participant] => {
+            shared.pace.wait().await;
+            let held = shared
+                .client
+                .show(&Identifier::number(&participant.number))
+                .await
+                .map_err(failed)?;
+            check_owner(shared, id, &held)?;
             if !shared.options.dry_run {
-                shared
-                    .links
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .link(id, &participant.number, Some(account), shared.now)
+                links(shared)
+                    .link(id, &held.number, Some(account), shared.now)
                     .map_err(failed)?;
             }
-            update_if_changed(shared, participant, customer).await
+            update_if_changed(shared, &held, customer).await
         }
         _ => Err(failed(format!(
             "accounts receivable {account} has more than one EFFECTIVE participant; not guessing"
         ))),
+    }
+}
+
+/// Adopts a participant found by accounts receivable only when it is this customer's: its id field
+/// at CRM.COM empty or this customer's id, and no other customer linked to it. Otherwise a second
+/// customer on the same accounts receivable would take the first one's participant over.
+fn check_owner(shared: &Shared<'_>, id: &str, held: &Participant) -> Result<(), (Outcome, String)> {
+    let attention = |whose: String| {
+        Err((
+            Outcome::NeedsAttention,
+            format!(
+                "participant {} on this accounts receivable belongs to {whose}, not to {id}: not \
+                 adopting it; link {id} with `rrfeed crm link {id} NUMBER`, or give it its own \
+                 accounts receivable",
+                held.number
+            ),
+        ))
+    };
+    if let Some(slot) = shared.settings.id_slot()
+        && let Some(owner) = held.udf_string(slot).filter(|v| !v.is_empty() && *v != id)
+    {
+        return attention(format!("customer {owner} (udf_string_{slot})"));
+    }
+    let (own_store, linked) = {
+        let links = links(shared);
+        (
+            links.store().to_owned(),
+            links.linked_to(&held.number).map_err(failed)?,
+        )
+    };
+    let others: Vec<String> = linked
+        .into_iter()
+        .filter(|(store, other)| other != id || *store != own_store)
+        .map(|(store, other)| format!("customer {other} of store {store}"))
+        .collect();
+    match others.first() {
+        Some(other) => attention(other.clone()),
+        None => Ok(()),
     }
 }
 
@@ -390,8 +465,10 @@ async fn create(
         return Ok(Outcome::Created);
     }
     let request = plan::create(customer, account, shared.settings, shared.now);
+    let links = || links(shared);
+    // Durable before the call: a run killed before the answer is recorded leaves this trace.
+    links().create_in_flight(id, shared.now).map_err(failed)?;
     shared.pace.wait().await;
-    let links = || shared.links.lock().unwrap_or_else(|p| p.into_inner());
     match shared.client.create(&request).await {
         Ok(participant) => {
             let account = participant
@@ -415,6 +492,9 @@ async fn create(
                 ),
             ))
         }
-        Err(e) => Err(failed(e)),
+        Err(e) => {
+            links().create_refused(id).map_err(failed)?;
+            Err(failed(e))
+        }
     }
 }

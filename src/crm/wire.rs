@@ -397,6 +397,9 @@ pub struct Terminate {
     pub termination_reason: TerminationReason,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaced_by_rewards_participant_identifier: Option<Identifier>,
+    /// Whether the wallet's amount moves to the replacing participant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_wallet_amount: Option<bool>,
 }
 
 /// `POST calculate_total_awarded_amount`.

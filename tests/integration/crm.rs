@@ -155,6 +155,22 @@ impl CrmSetup {
         Self { dir }
     }
 
+    /// A setup whose config also has `[[store]]`s syncing to CRM.COM.
+    fn with_stores(server: &MockServer, stores: &[&str]) -> Self {
+        let setup = Self::new(server);
+        let config = setup.dir.path().join("rrfeed.toml");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        for (i, name) in stores.iter().enumerate() {
+            text.push_str(&format!(
+                "[[store]]\nname = \"{name}\"\nstore_id = \"{}\"\nstore_api_key = {{ env = \"UNUSED\" }}\n\
+                 destination = \"crm\"\n",
+                2001 + i
+            ));
+        }
+        std::fs::write(&config, text).unwrap();
+        setup
+    }
+
     /// `rrfeed ARGS` with this setup's config and state.
     fn rrfeed(&self, args: &[&str]) -> std::process::Output {
         assert_cmd::Command::cargo_bin("rrfeed")
@@ -315,7 +331,13 @@ fn an_accounts_receivable_number_finds_the_participant_instead_of_creating_one()
     let setup = CrmSetup::new(&server);
     setup.sync(export(1, |_, _| {}).path(), &[]);
     // The link is lost (say the ledger was reset); the export now names the accounts receivable.
-    let forgot = setup.rrfeed(&["crm", "link", "C00000", "--none"]);
+    let refused = setup.rrfeed(&["crm", "link", "C00000", "--none"]);
+    assert_eq!(
+        refused.status.code(),
+        Some(65),
+        "a settled link is cleared only with --force"
+    );
+    let forgot = setup.rrfeed(&["crm", "link", "C00000", "--none", "--force"]);
     assert!(forgot.status.success());
     let with_account = export(1, |_, row| row[5] = "ACR0000000001".into());
     let (code, summary) = setup.sync(with_account.path(), &[]);
@@ -554,4 +576,249 @@ fn sigterm_finishes_the_create_in_flight_releases_the_token_and_loses_no_link() 
         30
     );
     assert_eq!(server.mock.crm().participants.len(), 30);
+}
+
+#[test]
+fn two_stores_never_terminate_or_overwrite_each_others_participants() {
+    let server = MockServer::start("");
+    let setup = CrmSetup::with_stores(&server, &["north", "south"]);
+    let north = export(4, |_, _| {});
+    // South's export shares C00000 with north's and has its own C09999.
+    let south = export(1, |_, row| row[1] = "Southern".into());
+    let (code, first) = setup.sync(north.path(), &["--store", "north"]);
+    assert_eq!((code, counts(&first)), (0, [4, 0, 0, 0, 0, 0]), "{first}");
+    let (code, second) = setup.sync(south.path(), &["--store", "south", "--terminate-missing"]);
+    assert_eq!((code, counts(&second)), (0, [1, 0, 0, 0, 0, 0]), "{second}");
+    assert_eq!(writes(&server, "rewards_participants/terminate"), 0);
+    let crm = server.mock.crm();
+    let named_c0: Vec<&str> = crm
+        .participants
+        .values()
+        .filter(|p| p.udf_strings[0].as_deref() == Some("C00000"))
+        .map(|p| p.life_cycle_state.as_str())
+        .collect();
+    assert_eq!(
+        named_c0,
+        ["EFFECTIVE", "EFFECTIVE"],
+        "one participant per store"
+    );
+    drop(crm);
+    let (code, again) = setup.sync(north.path(), &["--store", "north"]);
+    assert_eq!((code, counts(&again)), (0, [0, 0, 4, 0, 0, 0]), "{again}");
+}
+
+#[test]
+fn links_of_an_older_rrfeed_are_adopted_only_when_their_store_is_known() {
+    let server = MockServer::start("");
+    let setup = CrmSetup::with_stores(&server, &["north", "south"]);
+    // RP0000000001 exists at CRM.COM (made here by south, so that the mock has it).
+    setup.sync(export(1, |_, _| {}).path(), &["--store", "south"]);
+    let state = setup.dir.path().join("state");
+    let ledger = rusqlite::Connection::open(state.join("ledger.sqlite3")).unwrap();
+    ledger
+        .execute_batch(
+            "CREATE TABLE crm_links (partner_customer_id TEXT PRIMARY KEY, participant_number TEXT,
+             accounts_receivable TEXT, state TEXT NOT NULL, detail TEXT, updated_at TEXT NOT NULL);
+             INSERT INTO crm_links VALUES ('C00000', 'RP0000000001', NULL, 'linked', NULL, 't');",
+        )
+        .unwrap();
+    drop(ledger);
+    let file = export(1, |_, _| {});
+    let refused = setup.rrfeed(&[
+        "crm",
+        "sync",
+        "--store",
+        "north",
+        file.path().to_str().unwrap(),
+    ]);
+    assert_eq!(refused.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--adopt-links"));
+    let (code, adopted) = setup.sync(file.path(), &["--store", "north", "--adopt-links"]);
+    assert_eq!(
+        (code, counts(&adopted)),
+        (0, [0, 0, 1, 0, 0, 0]),
+        "{adopted}"
+    );
+}
+
+#[test]
+fn a_repeated_id_is_synced_once_and_a_second_sync_writes_nothing() {
+    let server = MockServer::start("");
+    let setup = CrmSetup::new(&server);
+    let twice = export(6, |i, row| {
+        if i == 4 {
+            row[0] = "C00001".into();
+        }
+    });
+    let (code, first) = setup.sync(twice.path(), &["--jobs", "8"]);
+    assert_eq!((code, counts(&first)), (0, [5, 0, 0, 0, 0, 0]), "{first}");
+    assert_eq!(first["repeated"], 1);
+    let warning = &first["warnings"][0];
+    assert_eq!(warning["code"], "duplicate-customer-id");
+    assert!(
+        warning["example"].as_str().unwrap().contains("C00001"),
+        "{warning}"
+    );
+    assert_eq!(writes(&server, "rewards_participants/create"), 5);
+    let strict = setup.rrfeed(&["crm", "sync", "--strict", twice.path().to_str().unwrap()]);
+    assert_eq!(strict.status.code(), Some(65));
+
+    let before = server.mock.crm().writes.values().sum::<u64>();
+    let (code, once) = setup.sync(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/customers.csv"),
+        &[],
+    );
+    assert!(code == 0 || code == 3, "{once}");
+    let after_first = server.mock.crm().writes.values().sum::<u64>();
+    assert!(after_first > before);
+    let (code, again) = setup.sync(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/customers.csv"),
+        &[],
+    );
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(
+        server.mock.crm().writes.values().sum::<u64>(),
+        after_first,
+        "the second sync of the example wrote something: {again}"
+    );
+}
+
+#[test]
+fn a_participant_found_by_accounts_receivable_is_adopted_only_by_its_own_customer() {
+    let server = MockServer::start("");
+    let setup = CrmSetup::new(&server);
+    setup.sync(export(1, |_, _| {}).path(), &[]);
+    // A second customer of the same household names the first one's accounts receivable.
+    let second = export(2, |i, row| {
+        if i == 1 {
+            row[5] = "ACR0000000001".into();
+        }
+    });
+    let (code, summary) = setup.sync(second.path(), &[]);
+    assert_eq!(code, 3, "{summary}");
+    assert_eq!(counts(&summary), [0, 0, 1, 0, 0, 1]);
+    let reason = summary["problems"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("C00000") && reason.contains("C00001"),
+        "{reason}"
+    );
+    assert_eq!(writes(&server, "rewards_participants/update"), 0);
+    let crm = server.mock.crm();
+    assert_eq!(
+        crm.participants["RP0000000001"].udf_strings[0].as_deref(),
+        Some("C00000")
+    );
+}
+
+#[test]
+fn a_create_cut_off_by_a_kill_is_never_repeated() {
+    let server = MockServer::start("crm-create:delay=3s");
+    let setup = CrmSetup::new(&server);
+    let file = export(1, |_, _| {});
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("rrfeed"))
+        .env_clear()
+        .env("CRM_PASSWORD", "demo-crm-password")
+        .env("RRFEED_STATE_DIR", setup.dir.path().join("state"))
+        .current_dir(setup.dir.path())
+        .args(["crm", "sync"])
+        .arg(file.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !server
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|r| r.path.ends_with("rewards_participants/create"))
+    {
+        assert!(std::time::Instant::now() < deadline, "no create arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(3500));
+    let (code, next) = setup.sync(file.path(), &[]);
+    assert_eq!((code, counts(&next)), (3, [0, 0, 0, 0, 0, 1]), "{next}");
+    assert!(writes(&server, "rewards_participants/create") <= 1);
+}
+
+#[test]
+fn a_terminated_participant_is_never_terminated_or_updated_again_and_a_returning_customer_gets_a_new_one()
+ {
+    let server = MockServer::start("");
+    let setup = CrmSetup::new(&server);
+    setup.sync(export(10, |_, _| {}).path(), &[]);
+    let without_7 = export(10, |i, row| {
+        if i == 7 {
+            row.clear();
+        }
+    });
+    let (code, first) = setup.sync(without_7.path(), &["--terminate-missing"]);
+    assert_eq!((code, counts(&first)[3]), (0, 1), "{first}");
+    let (code, again) = setup.sync(without_7.path(), &["--terminate-missing"]);
+    assert_eq!((code, counts(&again)), (0, [0, 0, 9, 0, 0, 0]), "{again}");
+    assert_eq!(writes(&server, "rewards_participants/terminate"), 1);
+    // Customer 7 comes back, with a new e-mail address.
+    let returning = export(10, |i, row| {
+        if i == 7 {
+            row[3] = "back@example.com".into();
+        }
+    });
+    let (code, back) = setup.sync(returning.path(), &[]);
+    assert_eq!((code, counts(&back)), (0, [1, 0, 9, 0, 0, 0]), "{back}");
+    assert_eq!(
+        writes(&server, "rewards_participants/update"),
+        0,
+        "the terminated one was updated"
+    );
+    let links = setup.rrfeed(&["crm", "links", "--json"]);
+    let listed: Value = serde_json::from_slice(&links.stdout).unwrap();
+    let of_7: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["partner_customer_id"] == "C00007")
+        .map(|l| l["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(of_7, ["replaced", "linked"], "{listed}");
+    // Terminated from CRM.COM's own screens while still in the export: never updated.
+    let number = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["partner_customer_id"] == "C00003")
+        .unwrap()["participant"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ended = setup.rrfeed(&["crm", "terminate", &number, "--reason", "fraud"]);
+    assert!(ended.status.success());
+    let edited = export(10, |i, row| match i {
+        3 => row[3] = "changed@example.com".into(),
+        7 => row[3] = "back@example.com".into(),
+        _ => {}
+    });
+    let (code, after) = setup.sync(edited.path(), &[]);
+    assert_eq!((code, counts(&after)), (0, [1, 0, 9, 0, 0, 0]), "{after}");
+    assert_eq!(writes(&server, "rewards_participants/update"), 0);
+}
+
+#[test]
+fn crm_link_checks_the_participant_and_replaces_a_link_only_with_force() {
+    let server = MockServer::start("");
+    let setup = CrmSetup::new(&server);
+    setup.sync(export(2, |_, _| {}).path(), &[]);
+    let nowhere = setup.rrfeed(&["crm", "link", "C00005", "RP0000000099"]);
+    assert_eq!(nowhere.status.code(), Some(65));
+    let replace = setup.rrfeed(&["crm", "link", "C00000", "RP0000000002"]);
+    assert_eq!(replace.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&replace.stderr).contains("--force"));
+    let same = setup.rrfeed(&["crm", "link", "C00000", "RP0000000001"]);
+    assert!(String::from_utf8_lossy(&same.stdout).contains("already"));
+    let forced = setup.rrfeed(&["crm", "link", "C00000", "RP0000000002", "--force"]);
+    assert!(forced.status.success());
+    assert!(String::from_utf8_lossy(&forced.stdout).contains("it was linked to RP0000000001"));
 }
