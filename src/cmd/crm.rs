@@ -68,8 +68,9 @@ pub async fn run(command: &CrmCommand, global: &GlobalArgs, ctx: &Context) -> Ex
                 let request = CalculateAwarded {
                     token: String::new(),
                     rewards_participant_identifier: Identifier::number(&args.number),
-                    from_date: args.from.map(|d| d.to_string()),
-                    to_date: args.to.map(|d| d.to_string()),
+                    // Date-times, as in every example of the vendor's document; `--to` is inclusive.
+                    from_date: args.from.map(|d| format!("{d}T00:00:00")),
+                    to_date: args.to.map(|d| format!("{d}T23:59:59")),
                 };
                 match client.awarded(&request).await {
                     Ok(awarded) => {
@@ -108,7 +109,8 @@ fn setup(global: &GlobalArgs, ctx: &Context) -> Result<(Config, CrmSettings, Crm
         settings.timeout,
         ca_cert.as_deref(),
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())?
+    .with_reauth_codes(settings.reauth_codes.clone());
     Ok((config, settings, client))
 }
 

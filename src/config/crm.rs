@@ -40,6 +40,10 @@ pub struct CrmSettings {
     pub udf: Vec<(u8, Field)>,
     /// How long to wait for each answer.
     pub timeout: std::time::Duration,
+    /// Status codes after which the client logs in again and retries once.
+    pub reauth_codes: Vec<String>,
+    /// The organisation's time zone: `sign_up_on` is its local date and time.
+    pub timezone: jiff::tz::TimeZone,
 }
 
 impl CrmSettings {
@@ -111,8 +115,27 @@ impl Config {
             .map(|name| field("crm.access_token_field", name))
             .transpose()?;
         let timeout = self.duration(crm.timeout.as_deref(), "crm.timeout", "60s")?;
+        let timezone = match crm.timezone.as_deref() {
+            None => jiff::tz::TimeZone::system(),
+            Some(name) => jiff::tz::TimeZone::get(name).map_err(|e| {
+                self.invalid(
+                    "crm.timezone",
+                    format!("{name:?} is not a time zone ({e}); use an IANA name such as \"America/Chicago\""),
+                )
+            })?,
+        };
+        let reauth_codes = crm.reauth_codes.clone().unwrap_or_else(|| {
+            crate::crm::client::DEFAULT_REAUTH_CODES
+                .map(str::to_owned)
+                .to_vec()
+        });
+        if reauth_codes.iter().any(|c| c.trim().is_empty()) {
+            return Err(self.invalid("crm.reauth_codes", "a code is empty"));
+        }
         Ok(CrmSettings {
             timeout,
+            reauth_codes,
+            timezone,
             base_url,
             login: CrmLogin {
                 username: crm.username.clone(),

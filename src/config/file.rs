@@ -56,6 +56,11 @@ pub struct CrmConfig {
     pub udf: Option<BTreeMap<String, String>>,
     /// How long to wait for each answer, e.g. "60s".
     pub timeout: Option<String>,
+    /// Status codes that mean "the token is no longer good: log in again" (default ["INVALID_TOKEN"]).
+    pub reauth_codes: Option<Vec<String>>,
+    /// The organisation's time zone (IANA name, e.g. "America/Chicago") for `sign_up_on`; default
+    /// the machine's.
+    pub timezone: Option<String>,
 }
 
 /// `[webhook]`: the receiver of customer edits (SPEC §6).

@@ -15,9 +15,12 @@ use super::wire::{
 use crate::config::CrmSettings;
 use crate::customer::Customer;
 
-/// `sign_up_on`: `YYYY-MM-DDTHH:MM:SS` in UTC.
-pub fn sign_up_on(now: Timestamp) -> String {
-    now.strftime("%Y-%m-%dT%H:%M:%S").to_string()
+/// `sign_up_on`: `YYYY-MM-DDTHH:MM:SS`, the organisation's local date and time (`[crm] timezone`).
+/// The vendor's document gives no zone; a UTC time would land in the future on a server west of UTC.
+pub fn sign_up_on(now: Timestamp, zone: &jiff::tz::TimeZone) -> String {
+    now.to_zoned(zone.clone())
+        .strftime("%Y-%m-%dT%H:%M:%S")
+        .to_string()
 }
 
 fn udf_key(slot: u8) -> String {
@@ -94,7 +97,7 @@ pub fn create(
             }
         }
     };
-    let signed_up = sign_up_on(now);
+    let signed_up = sign_up_on(now, &settings.timezone);
     let access_tokens_set = settings
         .access_token_field
         .map(|field| customer.get(field))
@@ -146,6 +149,8 @@ mod tests {
             access_token_field: Some(Field::RewardNumber),
             udf: DEFAULT_UDF.to_vec(),
             timeout: std::time::Duration::from_secs(60),
+            reauth_codes: vec!["INVALID_TOKEN".into()],
+            timezone: jiff::tz::TimeZone::fixed(jiff::tz::offset(-6)),
         }
     }
 
@@ -210,7 +215,8 @@ mod tests {
             value["accounts_receivable"]["classification_identifier"]["name"],
             "Residential Customer"
         );
-        assert_eq!(value["sign_up_on"], "2026-11-18T11:06:40");
+        // 11:06:40 UTC is 05:06:40 six hours west of UTC (Chicago in winter).
+        assert_eq!(value["sign_up_on"], "2026-11-18T05:06:40");
         assert_eq!(
             value["participating_schemes_set"][0]["reward_scheme_identifier"]["name"],
             "Rider Rewards"

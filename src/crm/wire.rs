@@ -128,18 +128,6 @@ impl Status {
         self.code == OK
     }
 
-    /// Whether the failure is about the token (invalid or expired): worth one login and one retry.
-    pub fn is_token_problem(&self) -> bool {
-        let text = format!(
-            "{} {} {}",
-            self.code,
-            self.description.as_deref().unwrap_or_default(),
-            self.message.as_deref().unwrap_or_default()
-        )
-        .to_ascii_lowercase();
-        text.contains("token")
-    }
-
     /// The failure in words: the message, else the description, else the code.
     pub fn text(&self) -> String {
         [self.message.as_deref(), self.description.as_deref()]

@@ -188,6 +188,11 @@ impl CrmState {
         }
     }
 
+    /// How many logins succeeded (tokens issued).
+    pub fn logins(&self) -> u64 {
+        self.issued
+    }
+
     pub fn live_tokens(&self) -> usize {
         self.tokens.len()
     }
@@ -376,6 +381,18 @@ impl CrmState {
 
     fn awarded(&self, params: &Map<String, Value>) -> Answer {
         let found = self.found(params, "rewards_participant_identifier")?;
+        // Date-times, as every example of the vendor's document writes them.
+        for key in ["from_date", "to_date"] {
+            if let Some(value) = text(params, key)
+                && (value.as_bytes().get(10) != Some(&b'T')
+                    || value.parse::<jiff::civil::DateTime>().is_err())
+            {
+                return Err(failure(
+                    "INVALID_PARAMETER",
+                    format!("{key} {value:?} is not a date-time YYYY-MM-DDTHH:MM:SS"),
+                ));
+            }
+        }
         // Each scheme awarded 10 per participant: enough for `crm awarded` to show a sum.
         let awards: Vec<Value> = found
             .schemes

@@ -822,3 +822,93 @@ fn crm_link_checks_the_participant_and_replaces_a_link_only_with_force() {
     assert!(forced.status.success());
     assert!(String::from_utf8_lossy(&forced.stdout).contains("it was linked to RP0000000001"));
 }
+
+#[test]
+fn calls_in_flight_when_the_token_expires_share_one_new_login() {
+    let server = MockServer::start("");
+    let crm = client(&server, "demo-crm-password");
+    let rt = runtime();
+    let number = rt
+        .block_on(crm.create(&new_participant("C1")))
+        .unwrap()
+        .number;
+    server
+        .mock
+        .crm()
+        .backdate_tokens(Duration::from_secs(2 * 3600));
+    rt.block_on(async {
+        let id = Identifier::number(&number);
+        let shown = futures_util::future::join_all((0..4).map(|_| crm.show(&id))).await;
+        assert!(shown.iter().all(Result::is_ok), "{shown:?}");
+        crm.release().await.unwrap();
+    });
+    let mock = server.mock.crm();
+    // The first login and one renewal for the four calls; the renewed token was released, and the
+    // expired one cannot be.
+    assert_eq!(mock.logins(), 2);
+    assert_eq!((mock.released, mock.live_tokens()), (1, 1));
+}
+
+#[test]
+fn a_token_near_its_two_hours_is_renewed_before_a_call_and_the_old_one_released() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let server = MockServer::start("");
+    let elapsed = std::sync::Arc::new(AtomicU64::new(0));
+    let start = std::time::Instant::now();
+    let clock = {
+        let elapsed = elapsed.clone();
+        std::sync::Arc::new(move || start + Duration::from_secs(elapsed.load(Ordering::SeqCst)))
+    };
+    let crm = client(&server, "demo-crm-password").with_clock(clock);
+    let rt = runtime();
+    let number = rt
+        .block_on(crm.create(&new_participant("C1")))
+        .unwrap()
+        .number;
+    elapsed.store(60 * 60, Ordering::SeqCst);
+    rt.block_on(crm.show(&Identifier::number(&number))).unwrap();
+    assert_eq!(
+        server.mock.crm().logins(),
+        1,
+        "an hour in, the token is still good"
+    );
+    elapsed.store(115 * 60, Ordering::SeqCst);
+    rt.block_on(crm.show(&Identifier::number(&number))).unwrap();
+    let mock = server.mock.crm();
+    assert_eq!(mock.logins(), 2, "renewed before the two hours");
+    assert_eq!(
+        (mock.released, mock.live_tokens()),
+        (1, 1),
+        "the old token released"
+    );
+}
+
+#[test]
+fn a_refusal_that_is_not_a_reauth_code_never_logs_in_again() {
+    let server = MockServer::start("crm-show#1:error=Session token limit reached");
+    let crm = client(&server, "demo-crm-password");
+    let rt = runtime();
+    let refused = rt
+        .block_on(crm.show(&Identifier::number("RP1")))
+        .unwrap_err();
+    assert!(matches!(refused, CrmError::Refused { .. }), "{refused}");
+    assert_eq!(server.mock.crm().logins(), 1);
+}
+
+#[test]
+fn max_rps_spaces_the_calls_out() {
+    let server = MockServer::start("");
+    let setup = CrmSetup::new(&server);
+    let started = std::time::Instant::now();
+    let (code, summary) = setup.sync(
+        export(200, |_, _| {}).path(),
+        &["--jobs", "8", "--max-rps", "50"],
+    );
+    assert_eq!(code, 0, "{summary}");
+    // 200 creates at 50 a second: the first goes at once, the last 3.98 s later.
+    assert!(
+        started.elapsed() >= Duration::from_millis(3980),
+        "{:?}",
+        started.elapsed()
+    );
+}

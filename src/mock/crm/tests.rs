@@ -92,10 +92,10 @@ fn tokens_expire_after_two_hours_and_are_released() {
     };
     assert!(show(&mut crm, now).status.is_ok());
     let expired = show(&mut crm, now + TOKEN_LIFE);
-    assert!(expired.status.is_token_problem(), "{:?}", expired.status);
+    assert_eq!(expired.status.code, "INVALID_TOKEN", "{:?}", expired.status);
     let released = crm.handle(Method::Release, &params(json!({"token": token})), now);
     assert!(released.status.is_ok());
-    assert!(show(&mut crm, now).status.is_token_problem());
+    assert_eq!(show(&mut crm, now).status.code, "INVALID_TOKEN");
     assert_eq!((crm.released, crm.live_tokens()), (1, 0));
 }
 
