@@ -236,6 +236,13 @@ pub struct CrmTerminateArgs {
     /// The participant that replaces it (required with --reason duplication)
     #[arg(long, value_name = "NUMBER", required_if_eq("reason", "duplication"))]
     pub replaced_by: Option<String>,
+    /// Move the wallet's amount and the access tokens (cards) to the replacing participant [default:
+    /// on with --reason duplication]
+    #[arg(long, requires = "replaced_by", conflicts_with = "no_transfer_wallet")]
+    pub transfer_wallet: bool,
+    /// With --reason duplication: leave the wallet and the cards on the terminated participant
+    #[arg(long)]
+    pub no_transfer_wallet: bool,
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,

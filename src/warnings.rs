@@ -23,6 +23,8 @@ pub enum WarningCode {
     UnknownColumns,
     BlankRow,
     DuplicateColumns,
+    /// CRM.COM holds another name for a participant (names are set only when it is created).
+    CrmNameDiffers,
 }
 
 impl WarningCode {
@@ -40,6 +42,7 @@ impl WarningCode {
             WarningCode::UnknownColumns => "unknown-columns",
             WarningCode::BlankRow => "blank-row",
             WarningCode::DuplicateColumns => "duplicate-columns",
+            WarningCode::CrmNameDiffers => "crm-name-differs",
         }
     }
 
@@ -48,7 +51,10 @@ impl WarningCode {
     pub fn fails_strict(self) -> bool {
         !matches!(
             self,
-            WarningCode::UnknownColumns | WarningCode::BlankRow | WarningCode::DuplicateColumns
+            WarningCode::UnknownColumns
+                | WarningCode::BlankRow
+                | WarningCode::DuplicateColumns
+                | WarningCode::CrmNameDiffers
         )
     }
 }
@@ -77,6 +83,7 @@ impl Issue {
             WarningCode::UnknownColumns => "is not a known column",
             WarningCode::BlankRow => "has no value in any column",
             WarningCode::DuplicateColumns => "maps to a field another column also gives",
+            WarningCode::CrmNameDiffers => "differs from the name CRM.COM holds",
         };
         format!("{} {:?} {what}", self.field, shorten(&self.value))
     }

@@ -44,19 +44,7 @@ pub async fn run(command: &CrmCommand, global: &GlobalArgs, ctx: &Context) -> Ex
                 let shown = client.show(&Identifier::number(&args.number)).await;
                 participant_answer("show", args.json, shown)
             }
-            CrmCommand::Terminate(args) => {
-                let request = Terminate {
-                    token: String::new(),
-                    rewards_participant_identifier: Identifier::number(&args.number),
-                    termination_reason: args.reason,
-                    replaced_by_rewards_participant_identifier: args
-                        .replaced_by
-                        .as_ref()
-                        .map(Identifier::number),
-                    transfer_wallet_amount: None,
-                };
-                participant_answer("terminate", args.json, client.terminate(&request).await)
-            }
+            CrmCommand::Terminate(args) => terminate(args, &client).await,
             CrmCommand::SpendBlocking(args) => {
                 let enable = args.action == "enable";
                 let done = client
@@ -93,6 +81,69 @@ pub async fn run(command: &CrmCommand, global: &GlobalArgs, ctx: &Context) -> Ex
         }
         None => exit,
     }
+}
+
+/// `crm terminate`. With a replacing participant and `--transfer-wallet` (the default for
+/// duplication), the wallet's amount goes with `transfer_wallet_amount`, and the terminated
+/// participant's cards move to the replacement (`add_existing` in an update of the replacement, after
+/// the termination): the vendor's document does not say whether a termination moves cards itself.
+async fn terminate(args: &crate::cli::CrmTerminateArgs, client: &CrmClient) -> Exit {
+    let transfer = args.replaced_by.is_some()
+        && (args.transfer_wallet
+            || (args.reason == crate::crm::wire::TerminationReason::Duplication
+                && !args.no_transfer_wallet));
+    let old = Identifier::number(&args.number);
+    let cards = match transfer {
+        true => match client.show(&old).await {
+            Ok(held) => held
+                .access_tokens_set
+                .iter()
+                .filter(|t| {
+                    t.life_cycle_state
+                        .as_deref()
+                        .is_none_or(|s| !s.eq_ignore_ascii_case("TERMINATED"))
+                })
+                .filter_map(|t| t.authentication_code.clone())
+                .collect(),
+            Err(e) => return fail_call("terminate", &e),
+        },
+        false => Vec::new(),
+    };
+    let request = Terminate {
+        token: String::new(),
+        rewards_participant_identifier: old,
+        termination_reason: args.reason,
+        replaced_by_rewards_participant_identifier: args
+            .replaced_by
+            .as_ref()
+            .map(Identifier::number),
+        transfer_wallet_amount: args.replaced_by.as_ref().map(|_| transfer),
+    };
+    let terminated = match client.terminate(&request).await {
+        Ok(p) => p,
+        Err(e) => return fail_call("terminate", &e),
+    };
+    if let (Some(replacement), false) = (&args.replaced_by, cards.is_empty()) {
+        let moves = cards
+            .iter()
+            .map(|code| crate::crm::wire::AccessTokenChange::AddExisting {
+                access_token_identifier: crate::crm::wire::AccessTokenIdentifier {
+                    authentication_code: code.clone(),
+                },
+            })
+            .collect();
+        let update = crate::crm::plan::update(replacement, Default::default(), moves);
+        if let Err(e) = client.update(&update).await {
+            tracing::error!(
+                "rrfeed crm terminate: {} is terminated, but its cards ({}) did not move to {replacement}: {e}",
+                args.number,
+                cards.join(", ")
+            );
+            return Exit::Partial;
+        }
+        tracing::info!(cards = %cards.join(", "), to = %replacement, "moved the cards to the replacing participant");
+    }
+    participant_answer("terminate", args.json, Ok(terminated))
 }
 
 /// `[crm]` and a client for it.
@@ -439,7 +490,9 @@ async fn sync_command(
     match sync::sync(client, links, settings, export.rows, &options, (ctx.now)()).await {
         Ok(mut summary) => {
             summary.repeated = repeated;
-            summary.warnings = export.warnings;
+            let mut warnings = export.warnings;
+            warnings.append(&mut summary.warnings);
+            summary.warnings = warnings;
             if !summary.warnings.is_empty() {
                 crate::output::warned();
             }

@@ -9,8 +9,8 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::wire::{
-    AccountsReceivableChoice, Create, Identifier, NewAccessToken, NewContact, Participant,
-    SchemeSignUp, Update,
+    AccessTokenChange, AccessTokenIdentifier, AccountsReceivableChoice, Create, Identifier,
+    NewAccessToken, NewContact, Participant, SchemeSignUp, Update,
 };
 use crate::config::CrmSettings;
 use crate::customer::Customer;
@@ -58,11 +58,88 @@ pub fn changes(
         .collect()
 }
 
+/// The access-token changes that make the participant's card follow the customer's
+/// `access_token_field` (its reward number): the new code added, and the old one — the code the
+/// participant's udf held for that field — removed. Cards rrfeed did not give are never removed.
+pub fn token_changes(
+    participant: &Participant,
+    customer: &Customer,
+    settings: &CrmSettings,
+) -> Vec<AccessTokenChange> {
+    let Some(field) = settings.access_token_field else {
+        return Vec::new();
+    };
+    let held: Vec<&str> = participant
+        .access_tokens_set
+        .iter()
+        .filter(|t| {
+            t.life_cycle_state
+                .as_deref()
+                .is_none_or(|s| !s.eq_ignore_ascii_case("TERMINATED"))
+        })
+        .filter_map(|t| t.authentication_code.as_deref())
+        .collect();
+    let wanted = customer.get(field);
+    let previous = settings
+        .udf
+        .iter()
+        .find(|(_, f)| *f == field)
+        .and_then(|(slot, _)| participant.udf_string(*slot))
+        .filter(|old| !old.is_empty() && *old != wanted);
+    let mut changes = Vec::new();
+    if !wanted.is_empty() && !held.contains(&wanted) {
+        changes.push(AccessTokenChange::AddNew {
+            authentication_code: wanted.to_owned(),
+        });
+    }
+    if let Some(old) = previous.filter(|old| held.contains(old)) {
+        changes.push(AccessTokenChange::Remove {
+            access_token_identifier: AccessTokenIdentifier {
+                authentication_code: old.to_owned(),
+            },
+        });
+    }
+    changes
+}
+
+/// The name CRM.COM holds for the participant's account owner, when it differs from the export's
+/// (names are given only at create; the document has no way to change them).
+pub fn name_difference(participant: &Participant, customer: &Customer) -> Option<String> {
+    let owner = participant
+        .accounts_receivable
+        .as_ref()?
+        .account_owner
+        .as_ref()?;
+    let held = format!(
+        "{} {}",
+        owner.first_name.as_deref().unwrap_or_default(),
+        owner.last_name.as_deref().unwrap_or_default()
+    );
+    let wanted = format!(
+        "{} {}",
+        customer.get(crate::protocol::Field::FirstName),
+        customer.get(crate::protocol::Field::LastName)
+    );
+    let same = held.trim().eq_ignore_ascii_case(wanted.trim()) || wanted.trim().is_empty();
+    (!same).then(|| {
+        format!(
+            "CRM.COM has {:?}, the export {:?}",
+            held.trim(),
+            wanted.trim()
+        )
+    })
+}
+
 /// An `update` of `participant` with `changes` (the client adds the token).
-pub fn update(participant: &str, changes: BTreeMap<String, Value>) -> Update {
+pub fn update(
+    participant: &str,
+    changes: BTreeMap<String, Value>,
+    access_tokens_set: Vec<AccessTokenChange>,
+) -> Update {
     Update {
         token: String::new(),
         rewards_participant_identifier: Identifier::number(participant),
+        access_tokens_set,
         udf_strings: changes,
     }
 }

@@ -156,6 +156,8 @@ struct Shared<'a> {
     options: &'a SyncOptions,
     pace: Pace,
     now: Timestamp,
+    /// Participants whose name at CRM.COM differs from the export's, for a counted warning.
+    name_differences: Mutex<Vec<String>>,
 }
 
 /// Syncs `rows` (customers in file order, with their lines), then terminates the missing if asked.
@@ -178,6 +180,7 @@ pub async fn sync(
         options,
         pace: Pace::new(options.max_rps),
         now,
+        name_differences: Mutex::new(Vec::new()),
     };
     let mut summary = SyncSummary {
         rows: rows.len() as u64,
@@ -199,6 +202,19 @@ pub async fn sync(
         summary.problems.extend(problem);
     }
     drop(outcomes);
+    let differences = std::mem::take(
+        &mut *shared
+            .name_differences
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()),
+    );
+    if let Some(example) = differences.first() {
+        summary.warnings.push(crate::warnings::WarningSummary {
+            code: crate::warnings::WarningCode::CrmNameDiffers,
+            count: differences.len() as u64,
+            example: example.clone(),
+        });
+    }
     if let Some(signal) = stop.requested() {
         summary.interrupted = Some(signal.name());
         summary.problems.sort_by_key(|p| p.line.unwrap_or(u64::MAX));
@@ -365,15 +381,24 @@ async fn update_if_changed(
     held: &Participant,
     customer: &Customer,
 ) -> RowResult {
+    if let Some(difference) = plan::name_difference(held, customer) {
+        let id = customer.get(Field::PartnerCustomerId);
+        shared
+            .name_differences
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("{} ({id}): {difference}", held.number));
+    }
     let changes = plan::changes(held, &plan::desired(customer, shared.settings));
-    if changes.is_empty() {
+    let tokens = plan::token_changes(held, customer, shared.settings);
+    if changes.is_empty() && tokens.is_empty() {
         return Ok(Outcome::Unchanged);
     }
     if !shared.options.dry_run {
         shared.pace.wait().await;
         shared
             .client
-            .update(&plan::update(&held.number, changes))
+            .update(&plan::update(&held.number, changes, tokens))
             .await
             .map_err(failed)?;
     }

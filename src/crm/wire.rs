@@ -364,8 +364,41 @@ pub struct Create {
 pub struct Update {
     pub token: String,
     pub rewards_participant_identifier: Identifier,
+    /// Cards to add and remove (the update method's own examples write the actions in lower case).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_tokens_set: Vec<AccessTokenChange>,
     #[serde(flatten)]
     pub udf_strings: BTreeMap<String, serde_json::Value>,
+}
+
+/// One change to a participant's access tokens in an `update`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum AccessTokenChange {
+    /// A new access token with this code.
+    AddNew { authentication_code: String },
+    /// An access token that exists already (on another participant) moves to this one.
+    AddExisting {
+        access_token_identifier: AccessTokenIdentifier,
+    },
+    /// The access token with this code is taken off the participant.
+    Remove {
+        access_token_identifier: AccessTokenIdentifier,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessTokenIdentifier {
+    pub authentication_code: String,
+}
+
+/// An access token as a participant's answer lists it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HeldAccessToken {
+    #[serde(default)]
+    pub authentication_code: Option<String>,
+    #[serde(default)]
+    pub life_cycle_state: Option<String>,
 }
 
 /// Why a participant is terminated.
@@ -415,6 +448,8 @@ pub struct Participant {
     pub accounts_receivable: Option<AccountsReceivable>,
     #[serde(default)]
     pub spend_blocking_state: Option<SpendBlockingState>,
+    #[serde(default)]
+    pub access_tokens_set: Vec<HeldAccessToken>,
     #[serde(default)]
     pub udf_string_1: Option<String>,
     #[serde(default)]

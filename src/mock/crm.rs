@@ -46,6 +46,8 @@ pub struct StoredParticipant {
     pub schemes: Vec<String>,
     pub access_tokens: Vec<String>,
     pub termination_reason: Option<TerminationReason>,
+    /// The participant this one's wallet went to when it was terminated.
+    pub wallet_moved_to: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -230,6 +232,7 @@ impl CrmState {
                 "account_owner": { "first_name": account.first_name, "last_name": account.last_name },
             },
             "participating_schemes_set": p.schemes.iter().map(|s| json!({"scheme": {"name": s}})).collect::<Vec<_>>(),
+            "access_tokens_set": p.access_tokens.iter().map(|code| json!({"authentication_code": code, "life_cycle_state": "EFFECTIVE"})).collect::<Vec<_>>(),
         });
         for (i, udf) in p.udf_strings.iter().enumerate() {
             value[format!("udf_string_{}", i + 1)] = json!(udf);
@@ -317,6 +320,7 @@ impl CrmState {
                 .map(|t| t.authentication_code.clone())
                 .collect(),
             termination_reason: None,
+            wallet_moved_to: None,
         };
         self.participants.insert(number.clone(), participant);
         Ok(self.view(&self.participants[&number]))
@@ -324,6 +328,56 @@ impl CrmState {
 
     fn update(&mut self, params: &Map<String, Value>) -> Answer {
         let found = self.found(params, "rewards_participant_identifier")?;
+        if found.life_cycle_state == "TERMINATED" {
+            return Err(failure(
+                "INVALID_STATE",
+                "only effective rewards participants can be updated",
+            ));
+        }
+        let mut changes = Vec::new();
+        for change in params
+            .get("access_tokens_set")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let action = change
+                .get("action")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let code = change
+                .get("authentication_code")
+                .or_else(|| change.pointer("/access_token_identifier/authentication_code"))
+                .and_then(Value::as_str);
+            match (action.to_ascii_lowercase().as_str(), code) {
+                (action @ ("add_new" | "add_existing" | "remove"), Some(code)) => {
+                    changes.push((action.to_owned(), code.to_owned()));
+                }
+                _ => {
+                    return Err(failure(
+                        "INVALID_REQUEST",
+                        format!("access token change {change}"),
+                    ));
+                }
+            }
+        }
+        for (action, code) in changes {
+            if action == "add_existing" {
+                // An existing token moves: it leaves the participant that held it.
+                for other in self.participants.values_mut() {
+                    other.access_tokens.retain(|c| *c != code);
+                }
+            }
+            let tokens = &mut self
+                .participants
+                .get_mut(&found.number)
+                .expect("found above")
+                .access_tokens;
+            match action.as_str() {
+                "remove" => tokens.retain(|c| *c != code),
+                _ => tokens.push(code),
+            }
+        }
         let participant = self
             .participants
             .get_mut(&found.number)
@@ -366,6 +420,12 @@ impl CrmState {
             .expect("found above");
         participant.life_cycle_state = "TERMINATED".into();
         participant.termination_reason = Some(request.termination_reason);
+        if request.transfer_wallet_amount == Some(true) {
+            participant.wallet_moved_to = request
+                .replaced_by_rewards_participant_identifier
+                .as_ref()
+                .map(|r| r.value().to_owned());
+        }
         let number = found.number;
         Ok(self.view(&self.participants[&number]))
     }

@@ -53,6 +53,7 @@ fn the_client_creates_updates_finds_and_releases_its_token() {
         let update = Update {
             token: String::new(),
             rewards_participant_identifier: Identifier::number(&created.number),
+            access_tokens_set: Vec::new(),
             udf_strings: [("udf_string_3".to_owned(), Value::from("ann@example.com"))].into(),
         };
         let updated = crm.update(&update).await.unwrap();
@@ -910,5 +911,93 @@ fn max_rps_spaces_the_calls_out() {
         started.elapsed() >= Duration::from_millis(3980),
         "{:?}",
         started.elapsed()
+    );
+}
+
+#[test]
+fn a_new_reward_number_moves_the_card_and_a_new_name_is_a_warning() {
+    let server = MockServer::start("");
+    let setup = CrmSetup::new(&server);
+    let config = setup.dir.path().join("rrfeed.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("access_token_field = \"CustomerRewardNumber\"\n");
+    std::fs::write(&config, text).unwrap();
+    let with_card = |card: &str, first: &str| {
+        let text = format!(
+            "Customer ID,First Name,Last Name,Rewards Number\nC1,{first},Lee,{card}\nC2,Bo,Park,RR20\n"
+        );
+        crate::helpers::file_with(text.as_bytes(), ".csv")
+    };
+    let (code, first) = setup.sync(with_card("RR10", "Ann").path(), &[]);
+    assert_eq!((code, counts(&first)), (0, [2, 0, 0, 0, 0, 0]), "{first}");
+    let (code, moved) = setup.sync(with_card("RR11", "Anne").path(), &[]);
+    assert_eq!((code, counts(&moved)), (0, [0, 1, 1, 0, 0, 0]), "{moved}");
+    let warning = moved["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "crm-name-differs")
+        .unwrap_or_else(|| panic!("no name warning: {moved}"));
+    assert_eq!(warning["count"], 1);
+    assert!(
+        warning["example"]
+            .as_str()
+            .unwrap()
+            .contains("RP0000000001"),
+        "{warning}"
+    );
+    let crm = server.mock.crm();
+    let card = &crm.participants["RP0000000001"];
+    assert_eq!(
+        card.access_tokens,
+        ["RR11"],
+        "the old card removed, the new one added"
+    );
+    assert_eq!(card.udf_strings[1].as_deref(), Some("RR11"));
+}
+
+#[test]
+fn terminating_a_duplicate_moves_its_wallet_and_cards_to_the_replacement() {
+    let server = MockServer::start("");
+    let setup = CrmSetup::new(&server);
+    let config = setup.dir.path().join("rrfeed.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("access_token_field = \"CustomerRewardNumber\"\n");
+    std::fs::write(&config, text).unwrap();
+    let export = crate::helpers::file_with(
+        b"Customer ID,First Name,Last Name,Rewards Number\nC1,Ann,Lee,RR10\nC2,Ann,Lee,RR20\n",
+        ".csv",
+    );
+    setup.sync(export.path(), &[]);
+    let ended = setup.rrfeed(&[
+        "crm",
+        "terminate",
+        "RP0000000002",
+        "--reason",
+        "duplication",
+        "--replaced-by",
+        "RP0000000001",
+    ]);
+    assert!(ended.status.success(), "{ended:?}");
+    let crm = server.mock.crm();
+    let old = &crm.participants["RP0000000002"];
+    assert_eq!(old.wallet_moved_to.as_deref(), Some("RP0000000001"));
+    assert!(old.access_tokens.is_empty());
+    assert_eq!(
+        crm.participants["RP0000000001"].access_tokens,
+        ["RR10", "RR20"]
+    );
+    drop(crm);
+    let kept = setup.rrfeed(&[
+        "crm",
+        "terminate",
+        "RP0000000001",
+        "--reason",
+        "customer-request",
+    ]);
+    assert!(kept.status.success());
+    assert_eq!(
+        server.mock.crm().participants["RP0000000001"].wallet_moved_to,
+        None
     );
 }

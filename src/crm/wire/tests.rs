@@ -117,8 +117,24 @@ fn the_vendors_example_requests_read_as_ours_and_ours_use_its_names() {
     let update = Update {
         token: "T".into(),
         rewards_participant_identifier: Identifier::number("76"),
+        access_tokens_set: vec![
+            AccessTokenChange::AddNew {
+                authentication_code: "RR8".into(),
+            },
+            AccessTokenChange::Remove {
+                access_token_identifier: AccessTokenIdentifier {
+                    authentication_code: "RR7".into(),
+                },
+            },
+        ],
         udf_strings: [("udf_string_3".to_owned(), Value::Null)].into(),
     };
+    let sent = serde_json::to_value(&update).unwrap();
+    assert_eq!(sent["access_tokens_set"][0]["action"], "add_new");
+    assert_eq!(
+        sent["access_tokens_set"][1]["access_token_identifier"]["authentication_code"],
+        "RR7"
+    );
     let mut documented_update: Vec<String> = updates
         .iter()
         .flat_map(|(_, t)| keys(&serde_json::from_str(t).unwrap()))
