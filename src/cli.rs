@@ -1,4 +1,4 @@
-//! The command line (SPEC §4) as clap structs. Only parsing lives here: commands turn these into
+//! The command line (README "Running it for real") as clap structs. Only parsing lives here: commands turn these into
 //! validated settings before doing anything. Secrets are never flags; they come from the environment.
 
 use std::net::SocketAddr;
@@ -523,7 +523,7 @@ pub struct MockArgs {
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: SocketAddr,
     /// Faults to inject, e.g. "upload#2:status=503; end#1:timeout=5s" (see below)
-    #[arg(long, value_name = "SPEC")]
+    #[arg(long, value_name = "RULES")]
     pub faults: Option<String>,
     /// Forget transactions left open this long (the vendor's window is 8h)
     #[arg(long, value_parser = parse_duration, default_value = "8h", value_name = "DURATION")]

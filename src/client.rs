@@ -72,7 +72,7 @@ fn transport_text(kind: TransportKind) -> &'static str {
 }
 
 impl CallError {
-    /// Connect errors, timeouts, broken connections, HTTP 5xx and 429 (SPEC §2.5).
+    /// Connect errors, timeouts, broken connections, HTTP 5xx and 429 (docs/transaction.md, step 5).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
@@ -361,7 +361,7 @@ pub struct Answer {
 }
 
 /// Sorts an answer into a success or a [`CallError`]: 5xx and 429 are transient whatever the body;
-/// otherwise a `results.error` is a vendor failure whatever the status (SPEC §1).
+/// otherwise a `results.error` is a vendor failure whatever the status (docs/protocol.md).
 pub fn interpret<T>(
     endpoint: Endpoint,
     answer: &Answer,
@@ -508,7 +508,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// `Retry-After` in seconds or as an HTTP date (SPEC §4).
+/// `Retry-After` in seconds or as an HTTP date (README "Running it for real").
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
@@ -521,7 +521,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     )
 }
 
-/// Whether a URL's host is loopback: the only hosts `http://` is allowed for (SPEC §4).
+/// Whether a URL's host is loopback: the only hosts `http://` is allowed for (README "Running it for real").
 pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),

@@ -1,4 +1,4 @@
-//! The normalized customer row and the rules that make one (SPEC §3).
+//! The normalized customer row and the rules that make one (README "Input").
 //!
 //! A [`Customer`] can only be made by [`Normalizer::parse_into`], so every row that reaches the spool and
 //! the wire has been through the same rules; nothing downstream checks a row again. Pure code: no IO.
@@ -159,7 +159,7 @@ fn is_blank(value: &str) -> bool {
     }
 }
 
-/// Applies SPEC §3's rules. Holds the current year, which bounds birth and HOG expiry years, and the
+/// Applies the rules of README "Input". Holds the current year, which bounds birth and HOG expiry years, and the
 /// store's mapping rules for derived fields and defaults.
 #[derive(Clone, Debug)]
 pub struct Normalizer {
@@ -369,7 +369,7 @@ pub fn has_control_bytes(bytes: &[u8]) -> bool {
 }
 
 /// Trims, turns line breaks and other control characters into spaces, and collapses the runs of spaces
-/// that this makes (SPEC §3: internal line breaks become one space). `plain` says that the value is
+/// that this makes (README "Input": internal line breaks become one space). `plain` says that the value is
 /// known to hold no control character.
 fn clean_text(value: &str, plain: bool, out: &mut String) {
     out.clear();

@@ -1,4 +1,4 @@
-//! The transaction driver (SPEC §2): one store's snapshot reaches Rider Rewards in one verified
+//! The transaction driver (docs/transaction.md): one store's snapshot reaches Rider Rewards in one verified
 //! transaction, or nothing at Rider Rewards changes.
 //!
 //! Read [`upload`] as the script: guard, ready, begin, post every chunk with its four checks, end. The
@@ -51,7 +51,7 @@ pub struct Feed<'a> {
     pub chunk_size: usize,
 }
 
-/// Bounded retries with exponential backoff and jitter for transient faults (SPEC §2.5).
+/// Bounded retries with exponential backoff and jitter for transient faults (docs/transaction.md, step 5).
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
     /// Retries after the first attempt.
@@ -126,7 +126,7 @@ impl Progress {
     }
 }
 
-/// Where an interrupted transaction stopped, to continue it with `--resume` (SPEC §2.8).
+/// Where an interrupted transaction stopped, to continue it with `--resume` (docs/transaction.md, step 8).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResumePoint {
     pub transactionid: String,
@@ -318,7 +318,7 @@ enum Posted {
     Duplicate { chunk: usize },
 }
 
-/// SPEC §2.2: 0 rows would wipe the store's customers.
+/// docs/transaction.md, step 2: 0 rows would wipe the store's customers.
 fn guard_empty(feed: &Feed) -> Result<(), DriverError> {
     if feed.spool.rows() == 0 && !feed.allow_empty {
         return Err(DriverError::EmptyRefused);
@@ -397,8 +397,8 @@ async fn begin<A: Api>(
     })
 }
 
-/// Posts every chunk after the confirmed rows in order, one at a time, checking each answer (SPEC §2.4,
-/// §2.5). Stops between chunks when asked to.
+/// Posts every chunk after the confirmed rows in order, one at a time, checking each answer
+/// (docs/transaction.md, steps 4 and 5). Stops between chunks when asked to.
 async fn post_chunks<A: Api>(
     api: &A,
     feed: &Feed<'_>,
@@ -513,7 +513,7 @@ fn upload_body(tx: &Transaction, rows: usize, buf: &[u8]) -> Bytes {
     Bytes::from(body)
 }
 
-/// endtransaction, only now that every row is confirmed once (SPEC §2.6).
+/// endtransaction, only now that every row is confirmed once (docs/transaction.md, step 6).
 async fn end<A: Api>(
     api: &A,
     tx: &Transaction,

@@ -1,4 +1,4 @@
-//! Exit codes (SPEC §4) and the mapping from every failure to one of them. The table here is the one
+//! Exit codes (docs/transaction.md) and the mapping from every failure to one of them. The table here is the one
 //! README documents; tests and cron wrappers rely on each number.
 
 use serde::Serialize;

@@ -1,4 +1,4 @@
-//! Reading and validating a whole export (SPEC §2.1, §3): every record is mapped, normalized, counted and
+//! Reading and validating a whole export (docs/transaction.md, step 1; README "Input"): every record is mapped, normalized, counted and
 //! handed to a sink (the spool for uploads, a tally for `validate`), with warnings counted by kind.
 //! Synchronous; nothing here talks to the network.
 

@@ -1,4 +1,4 @@
-//! The run ledger (SPEC §5): an embedded SQLite database in the state directory recording every run —
+//! The run ledger (docs/transaction.md, "What is recorded"): an embedded SQLite database in the state directory recording every run —
 //! store, feed, input and its hash, rows, chunks, transactions ended and abandoned, final state, timings
 //! and error text. `history` reads it, the shrink guard and `--resume` rely on it.
 //!

@@ -1,9 +1,23 @@
 //! rrfeed: uploads a dealer store's customer export to the Rider Rewards loyalty platform in one
-//! verified transaction (see SPEC.md and README.md).
+//! verified transaction. README.md is the user's guide; `docs/` holds the contract: the protocol as
+//! implemented (`docs/protocol.md`), the transaction rules and exit codes (`docs/transaction.md`) and
+//! CRM.COM (`docs/crm.md`).
 //!
-//! The pure core (`protocol`, `customer`, `mapping`, `plan`, `warnings`) does no IO; `source` and `ingest`
-//! read exports; `spool` keeps the snapshot; `client` speaks HTTP; `driver` runs the transaction; `mock`
-//! is the bundled server; `cli`, `cmd` and `app` are the command line.
+//! # Layout
+//!
+//! - **Core, no IO:** `protocol` (the Rider Rewards wire format), `customer` (the 25-field row and its
+//!   normalization), `dates` (day/month order), `mapping` (export columns to fields), `plan` (chunks and
+//!   running totals), `warnings`, `summary` (what a run prints), `error` (exit codes).
+//! - **Reading exports:** `source` (encodings, CSV, JSON, NDJSON, byte guards), `ingest` (the whole
+//!   export read, validated and held until its date order is known), `repeats` (repeated customer ids),
+//!   `rejects` (the rejects file), `spool` (the snapshot of what is sent).
+//! - **Talking to Rider Rewards:** `client` (HTTP, retries' classification, proxies, TLS), `driver` (the
+//!   transaction), `signal` (stopping between chunks).
+//! - **State:** `ledger` (runs, and the SQLite opener), `lock` (one run per store), `prune` (retention).
+//! - **Other destinations and servers:** `crm` (CRM.COM participants), `webhook` (customers' own edits),
+//!   `mock` (the bundled Rider Rewards and CRM.COM server).
+//! - **The program:** `config` (settings and secrets), `cli` (arguments), `cmd` (one module per
+//!   command), `app` (dispatch), `telemetry` (logging), `output` (stdout, stderr and `--quiet`).
 
 pub mod app;
 pub mod cli;

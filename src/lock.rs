@@ -1,4 +1,4 @@
-//! Per-store locks (SPEC §5): one run per store at a time, across processes. The lock is an OS file
+//! Per-store locks (docs/transaction.md, "What is recorded"): one run per store at a time, across processes. The lock is an OS file
 //! lock, so a crashed process cannot leave it stuck; the file also names its holder (pid, host, start
 //! time) for the message of a run that is refused.
 

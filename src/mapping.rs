@@ -1,4 +1,4 @@
-//! From an export's column names to the 25 customer fields (SPEC §3).
+//! From an export's column names to the 25 customer fields (README "Input").
 //!
 //! A header maps when it equals a field name with case, spaces, `_` and `-` ignored, with or without the
 //! `Customer` prefix, or when it is one of the built-in aliases below (listed in README). An exact name
@@ -122,7 +122,7 @@ pub struct MappingRules {
 }
 
 impl MappingRules {
-    /// The same rules, reading `column` as the accounts-receivable number (CRM.COM, SPEC §8).
+    /// The same rules, reading `column` as the accounts-receivable number (CRM.COM, docs/crm.md).
     pub fn with_accounts_receivable(mut self, column: &str) -> Self {
         self.columns
             .insert(header_key(column), Target::AccountsReceivable);

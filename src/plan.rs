@@ -1,4 +1,4 @@
-//! Chunk planning and running-total accounting (SPEC §2.4–§2.6): the arithmetic the driver trusts, kept
+//! Chunk planning and running-total accounting (docs/transaction.md, steps 4–6): the arithmetic the driver trusts, kept
 //! pure so that it can be proven by property tests.
 
 use std::fmt;
@@ -59,7 +59,7 @@ pub enum Verdict {
     Confirmed {
         running: u64,
     },
-    /// A lost answer's attempt was counted too: the server holds this chunk twice (SPEC §2.5).
+    /// A lost answer's attempt was counted too: the server holds this chunk twice (docs/transaction.md, step 5).
     Duplicate {
         running: u64,
     },
@@ -92,7 +92,7 @@ fn mismatch(figure: &'static str, expected: impl ToString, received: impl ToStri
     })
 }
 
-/// Applies SPEC §2.4's four checks and §2.5's duplicate rule to an upload answer.
+/// Applies the four checks of docs/transaction.md step 4 and the duplicate rule of step 5 to an upload answer.
 pub fn check_upload(expect: &Expectation, reply: &UploadResults) -> Verdict {
     if reply.transactionid.0 != expect.transactionid {
         return mismatch(

@@ -1,4 +1,4 @@
-//! The Rider Rewards dealer API on the wire (SPEC §1): endpoint paths, header names, request and response
+//! The Rider Rewards dealer API on the wire (docs/protocol.md): endpoint paths, header names, request and response
 //! bodies, the 25 customer fields and the vendor's error texts.
 //!
 //! Both the HTTP client and the mock server use these types, so they cannot drift apart. This module does
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// Feed type of the customer feed, the only feed rrfeed uploads.
 pub const FEED_CUSTOMERS: &str = "C";
 
-/// The vendor refuses posts of more rows than this (SPEC §1).
+/// The vendor refuses posts of more rows than this (docs/protocol.md).
 pub const MAX_ROWS_PER_POST: usize = 1000;
 
 /// Header names, spelled as the vendor documents them (HTTP compares them without case).
@@ -190,7 +190,7 @@ pub struct ReadyFeedRequest {
     pub feedtype: String,
 }
 
-/// Body of `begintransaction` (inferred, SPEC §1).
+/// Body of `begintransaction` (inferred, docs/protocol.md).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BeginTransactionRequest {
     pub transactionsummary: BeginSummary,
@@ -431,7 +431,7 @@ pub enum Reply<T> {
     Failure(VendorError),
 }
 
-/// Why a body could not be read as an answer. Always a protocol error (SPEC §2.10).
+/// Why a body could not be read as an answer. Always a protocol error (docs/transaction.md, exit code 76).
 #[derive(Clone, Debug, thiserror::Error, PartialEq)]
 pub enum WireError {
     #[error("the answer is not JSON ({detail}): {snippet}")]

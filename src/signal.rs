@@ -1,4 +1,4 @@
-//! Stopping on SIGINT/SIGTERM (SPEC §4): a signal asks the running upload to stop after the chunk in
+//! Stopping on SIGINT/SIGTERM (README "Running it for real"): a signal asks the running upload to stop after the chunk in
 //! flight, never calling endtransaction; a second signal ends the process at once. The driver only sees
 //! a [`Stop`], so tests trigger it without signals.
 

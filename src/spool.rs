@@ -1,4 +1,4 @@
-//! The snapshot of a run's rows (SPEC §2.1): every validated row, serialized once as the vendor's JSON,
+//! The snapshot of a run's rows (docs/transaction.md, step 1): every validated row, serialized once as the vendor's JSON,
 //! one per line, in a file under the state directory. The upload reads chunks back from it, so the rows
 //! sent are exactly the rows counted even if the export is rewritten meanwhile.
 //!

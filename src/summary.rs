@@ -1,4 +1,4 @@
-//! What `upload` and `validate` print on stdout: one JSON object with `--json` (SPEC §4), otherwise a few
+//! What `upload` and `validate` print on stdout: one JSON object with `--json` (README "Running it for real"), otherwise a few
 //! lines for a person. Built from the run's outcome; never holds a secret.
 
 use std::fmt::Write;

@@ -150,7 +150,7 @@ impl RowSink for Checked {
     }
 }
 
-/// What every normalized row holds, whatever came in (SPEC §3).
+/// What every normalized row holds, whatever came in (README "Input").
 fn check_customer(c: &Customer) -> Result<(), TestCaseError> {
     for value in c.values() {
         prop_assert!(

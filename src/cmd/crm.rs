@@ -1,4 +1,4 @@
-//! `rrfeed crm sync|link|show|terminate|spend-blocking|awarded` (SPEC §8). Every command that logs in
+//! `rrfeed crm sync|link|show|terminate|spend-blocking|awarded` (docs/crm.md). Every command that logs in
 //! releases its token at the end, also when it fails or is interrupted.
 
 use std::fmt::Write as _;

@@ -1,4 +1,4 @@
-//! `rrfeed webhook serve|export|status` (SPEC §6). `serve` prints its URL as the first stdout line (for
+//! `rrfeed webhook serve|export|status` (README "Two-way sync"). `serve` prints its URL as the first stdout line (for
 //! scripts and tests), then serves until Ctrl-C or SIGTERM, finishing the requests it has accepted.
 
 use std::io::Write;

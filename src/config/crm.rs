@@ -1,4 +1,4 @@
-//! Settings of the CRM.COM destination (SPEC §8), from `[crm]`, checked: the URL (https unless
+//! Settings of the CRM.COM destination (docs/crm.md), from `[crm]`, checked: the URL (https unless
 //! loopback), the password read from its reference, and the udf mapping with the spec's defaults.
 
 use secrecy::SecretString;
@@ -56,7 +56,7 @@ impl CrmSettings {
     }
 }
 
-/// SPEC §8's default mapping.
+/// The default mapping (docs/crm.md).
 pub const DEFAULT_UDF: [(u8, Field); 4] = [
     (1, Field::PartnerCustomerId),
     (2, Field::RewardNumber),

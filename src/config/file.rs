@@ -28,7 +28,7 @@ pub struct FileConfig {
     pub stores: Vec<StoreConfig>,
     #[serde(default)]
     pub webhook: WebhookConfig,
-    /// CRM.COM, for stores whose `destination` is `crm` (SPEC §8).
+    /// CRM.COM, for stores whose `destination` is `crm` (docs/crm.md).
     pub crm: Option<CrmConfig>,
 }
 
@@ -52,7 +52,7 @@ pub struct CrmConfig {
     pub accounts_receivable_column: Option<String>,
     /// The customer field whose value becomes a new participant's access token.
     pub access_token_field: Option<String>,
-    /// `udf_string_1` … `udf_string_8` → customer field; the defaults of SPEC §8 when absent.
+    /// `udf_string_1` … `udf_string_8` → customer field; the defaults of docs/crm.md when absent.
     pub udf: Option<BTreeMap<String, String>>,
     /// How long to wait for each answer, e.g. "60s".
     pub timeout: Option<String>,
@@ -63,7 +63,7 @@ pub struct CrmConfig {
     pub timezone: Option<String>,
 }
 
-/// `[webhook]`: the receiver of customer edits (SPEC §6).
+/// `[webhook]`: the receiver of customer edits (README "Two-way sync").
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {

@@ -1,4 +1,4 @@
-//! Settings, resolved once into validated values (SPEC §4): flags first, then the environment, then the
+//! Settings, resolved once into validated values (README "Running it for real"): flags first, then the environment, then the
 //! config file (`--config`, else `./rrfeed.toml`, else the user config dir). The API URL is checked for
 //! https, secrets are read from their references and wrapped so that they never print. The core never
 //! sees clap, `std::env` or TOML.
@@ -32,7 +32,7 @@ pub const DEFAULT_RETENTION: &str = "90d";
 /// The name of the config file looked for in the working directory and the user config dir.
 pub const CONFIG_FILE_NAME: &str = "rrfeed.toml";
 
-/// Environment variable names (SPEC §4).
+/// Environment variable names (README "Running it for real").
 pub mod env {
     pub const API_URL: &str = "RRFEED_API_URL";
     pub const PARTNER_API_KEY: &str = "RRFEED_PARTNER_API_KEY";
@@ -532,7 +532,7 @@ impl Config {
     }
 }
 
-/// Parses a base URL: `https://` anywhere, `http://` only for loopback hosts (SPEC §4).
+/// Parses a base URL: `https://` anywhere, `http://` only for loopback hosts (README "Running it for real").
 pub fn check_base_url(text: &str) -> Result<Url, String> {
     let url = Url::parse(text.trim()).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
     match url.scheme() {

@@ -1,4 +1,4 @@
-//! Settings of the webhook receiver (SPEC §6): flags, else the environment (the secret), else
+//! Settings of the webhook receiver (README "Two-way sync"): flags, else the environment (the secret), else
 //! `[webhook]` in the config file, else the defaults.
 
 use std::net::SocketAddr;

@@ -1,4 +1,4 @@
-//! CRM.COM as a second destination (SPEC §8): the rewards participants of a dealer's loyalty program,
+//! CRM.COM as a second destination (docs/crm.md): the rewards participants of a dealer's loyalty program,
 //! synced one participant per call.
 //!
 //! - [`wire`]: paths, envelope, identifiers, requests and answers (pure)

@@ -1,4 +1,4 @@
-//! What a sync asks of CRM.COM for one customer (SPEC §8), decided without IO: the fields a new
+//! What a sync asks of CRM.COM for one customer (docs/crm.md), decided without IO: the fields a new
 //! participant gets, and the changes an existing one needs — only the mapped fields whose value differs
 //! from what CRM.COM holds (the server is the truth), an emptied value sent as `null` only when the
 //! participant holds one.

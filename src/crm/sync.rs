@@ -1,4 +1,4 @@
-//! `crm sync` (SPEC §8): brings CRM.COM's rewards participants in line with an export, one participant
+//! `crm sync` (docs/crm.md): brings CRM.COM's rewards participants in line with an export, one participant
 //! per call, with bounded concurrency. Linked customers are shown and updated only where a mapped field
 //! changed; unlinked ones are found through their accounts receivable or created; a create whose answer
 //! was lost is never repeated blindly but recorded as needing attention.
@@ -62,7 +62,7 @@ pub struct Problem {
     pub reason: String,
 }
 
-/// The counts of a sync (SPEC §8), with its problems.
+/// The counts of a sync (docs/crm.md), with its problems.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct SyncSummary {
     pub rows: u64,

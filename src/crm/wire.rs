@@ -1,4 +1,4 @@
-//! CRM.COM's wire format (SPEC §8, seed `004_*`): paths, the `{"data", "status"}` envelope, identifier
+//! CRM.COM's wire format (docs/crm.md): paths, the `{"data", "status"}` envelope, identifier
 //! objects, and the requests and answers of the `rewards_participants` methods rrfeed uses. No IO.
 //!
 //! Answers are read leniently (unknown fields ignored, missing optional ones empty); requests are written
@@ -138,7 +138,7 @@ impl Status {
     }
 }
 
-/// An identifier object: exactly one field (SPEC §8), never a null second one.
+/// An identifier object: exactly one field (docs/crm.md), never a null second one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Identifier {
     Number(String),

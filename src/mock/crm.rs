@@ -1,4 +1,4 @@
-//! The mock's CRM.COM side (SPEC §8): tokens that are issued, expire and are released; rewards
+//! The mock's CRM.COM side (docs/crm.md): tokens that are issued, expire and are released; rewards
 //! participants numbered `RP0000000001`…, each on an accounts receivable numbered `ACR0000000001`…; and
 //! the methods rrfeed uses, answering in CRM.COM's `{"data", "status"}` envelope. Pure: the caller
 //! passes the time and the parsed parameters.

@@ -1,7 +1,7 @@
-//! Fault injection for the mock (`--faults SPEC`): which call of which endpoint misbehaves, and how.
+//! Fault injection for the mock (`--faults RULES`): which call of which endpoint misbehaves, and how.
 //!
 //! ```text
-//! SPEC   := RULE (';' RULE)*
+//! RULES  := RULE (';' RULE)*
 //! RULE   := TARGET ':' ACTION (',' ACTION)*
 //! TARGET := ENDPOINT ['#' CALLS]        ENDPOINT: ready | begin | upload | end | dealers | *
 //!                                       | crm-login | crm-create | crm-update | … | crm-* (CRM.COM)

@@ -1,4 +1,4 @@
-//! `rrfeed mock`: a local Rider Rewards server for first tries, tests and CI (SPEC §7).
+//! `rrfeed mock`: a local Rider Rewards server for first tries, tests and CI (README "The mock server").
 //!
 //! The vendor's five paths are served from [`state::MockState`] through the same wire types the client
 //! uses, with faults injected per call ([`faults`]); everything a test may want to see is under `/_mock/`,

@@ -1,4 +1,4 @@
-//! The mock's vendor logic (SPEC §7) as a plain state machine: stores, keys, open transactions, running
+//! The mock's vendor logic (README "The mock server") as a plain state machine: stores, keys, open transactions, running
 //! totals, imports and the purge of transactions never ended. No IO and no clock of its own: the caller
 //! passes `now`, so the purge is testable with paused time.
 //!
@@ -202,7 +202,7 @@ impl MockState {
             .ok_or_else(auth_failed)
     }
 
-    /// Forgets transactions never ended within the purge window (SPEC §1: 8 hours at the vendor).
+    /// Forgets transactions never ended within the purge window (docs/protocol.md: 8 hours at the vendor).
     fn purge(&mut self, now: Instant) {
         let window = self.purge_after;
         self.transactions

@@ -1,4 +1,4 @@
-//! The vendor's side of two-way sync (SPEC §6): `POST /_mock/stores/{id}/customers/{customer}/edit`
+//! The vendor's side of two-way sync (README "Two-way sync"): `POST /_mock/stores/{id}/customers/{customer}/edit`
 //! with `{"Field": "new value", ...}` plays a customer editing their profile on the rewards website.
 //! The mock changes the stored row and POSTs it, as one customer object, to the partner's webhook
 //! (`rrfeed mock --webhook-url URL`, with `Authorization: Bearer` and `RRFEED_WEBHOOK_SECRET`).

@@ -1,4 +1,4 @@
-//! Two-way customer sync (SPEC §6): Rider Rewards POSTs a customer's edited profile to the partner;
+//! Two-way customer sync (README "Two-way sync"): Rider Rewards POSTs a customer's edited profile to the partner;
 //! rrfeed authenticates it, normalizes it like an upload row, stores it durably in the outbox, and
 //! exports the pending updates for the dealer system to import.
 //!

@@ -1,4 +1,4 @@
-//! The outbox: every accepted customer update, durably, until the dealer system has taken it (SPEC §6).
+//! The outbox: every accepted customer update, durably, until the dealer system has taken it (README "Two-way sync").
 //!
 //! SQLite in WAL mode with `synchronous = FULL`, so that a committed update survives a crash or power
 //! loss; the receiver answers success only after the commit. A repeat of a customer's latest update

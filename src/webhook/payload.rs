@@ -1,4 +1,4 @@
-//! What the vendor POSTs when a customer edits their profile (SPEC §6): one customer object with the 25
+//! What the vendor POSTs when a customer edits their profile (README "Two-way sync"): one customer object with the 25
 //! field names, or `{"rows": [...]}` of them. Each row is normalized by the same rules as an upload; a
 //! value those rules cannot use refuses the whole request, since storing it emptied would later wipe
 //! the dealer's copy of that field. Unknown keys are kept in the row's raw JSON. Pure code: no IO.

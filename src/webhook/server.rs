@@ -1,4 +1,4 @@
-//! The HTTP side of the receiver (SPEC §6): `POST /customer-updates/{secret}` or `POST /customer-updates`
+//! The HTTP side of the receiver (README "Two-way sync"): `POST /customer-updates/{secret}` or `POST /customer-updates`
 //! with `Authorization: Bearer SECRET`, and `GET /healthz`. Every answer is in the vendor's envelope:
 //! `{"results": {"message": "Success", ...}}` only after the update is committed to the outbox,
 //! `{"results": {"error": "..."}}` with 400, 401, 404, 408, 413, 415 or 503 otherwise.

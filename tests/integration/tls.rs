@@ -1,4 +1,4 @@
-//! TLS (SPEC §4): certificates are verified; a server whose certificate no trusted CA signed is refused
+//! TLS (README "Running it for real"): certificates are verified; a server whose certificate no trusted CA signed is refused
 //! with exit 69 and a message naming the certificate problem, before any request is sent; `--ca-cert`
 //! (or `ca_cert` in the config file) adds a CA for partners behind TLS-inspecting proxies.
 

@@ -1,5 +1,5 @@
-//! The checks a run makes against the store's earlier runs: the shrink guard (SPEC §2.2), whether the
-//! last run's transaction can be resumed (SPEC §2.8), and the clean-up of snapshots no run needs.
+//! The checks a run makes against the store's earlier runs: the shrink guard (docs/transaction.md, step 2), whether the
+//! last run's transaction can be resumed (docs/transaction.md, step 8), and the clean-up of snapshots no run needs.
 
 use tracing::{info, warn};
 

@@ -139,7 +139,7 @@ fn the_vendors_example_requests_read_as_ours_and_ours_use_its_names() {
         .iter()
         .flat_map(|(_, t)| keys(&serde_json::from_str(t).unwrap()))
         .collect();
-    // The examples update access tokens only; the udf fields are those of create (SPEC §8).
+    // The examples update access tokens only; the udf fields are those of create (docs/crm.md).
     documented_update.extend(keys(&serde_json::from_str(creates[0].1).unwrap()));
     for key in keys(&serde_json::to_value(&update).unwrap()) {
         assert!(documented_update.contains(&key), "{key}");
@@ -173,7 +173,7 @@ fn identifiers_have_exactly_one_field() {
 
 #[test]
 fn the_awarded_amount_is_asked_with_the_identifier_spec_names() {
-    // The vendor's example says `rewards_participant`; SPEC §8 fixes `rewards_participant_identifier`.
+    // The vendor's example says `rewards_participant`; docs/crm.md fixes `rewards_participant_identifier`.
     let ours = CalculateAwarded {
         token: "T".into(),
         rewards_participant_identifier: Identifier::number("1"),
