@@ -15,10 +15,10 @@ use bytes::Bytes;
 use clap::Parser;
 use secrecy::SecretString;
 
+use rrfeed::api::Api;
 use rrfeed::client::{Client, StoreCredentials};
 use rrfeed::config::ApiSettings;
 use rrfeed::customer::{Customer, Normalizer};
-use rrfeed::driver::Api;
 use rrfeed::ingest::{IngestOptions, RowSink, ingest};
 use rrfeed::plan;
 use rrfeed::protocol::{

@@ -13,33 +13,14 @@ use bytes::Bytes;
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
-use crate::client::CallError;
+use crate::api::{Api, CallError};
 use crate::plan::{self, Expectation, Mismatch, Verdict};
 use crate::protocol::{
-    BeginResults, BeginSummary, Count, EndResults, EndSummary, Endpoint, FEED_CUSTOMERS,
-    ReadyFeedResults, UploadResults, UploadSummary, VendorError, write_upload_body,
+    BeginSummary, Count, EndSummary, Endpoint, FEED_CUSTOMERS, UploadSummary, VendorError,
+    write_upload_body,
 };
 use crate::signal::{Signal, Stop};
 use crate::spool::{self, Spool};
-
-/// The vendor's API as the driver needs it. [`crate::client::Client`] speaks HTTP; tests substitute the
-/// mock's state machine.
-pub trait Api {
-    fn ready_feed(&self) -> impl Future<Output = Result<ReadyFeedResults, CallError>> + Send;
-    fn begin(
-        &self,
-        summary: &BeginSummary,
-    ) -> impl Future<Output = Result<BeginResults, CallError>> + Send;
-    fn upload(
-        &self,
-        transactionid: &str,
-        body: Bytes,
-    ) -> impl Future<Output = Result<UploadResults, CallError>> + Send;
-    fn end(
-        &self,
-        summary: &EndSummary,
-    ) -> impl Future<Output = Result<EndResults, CallError>> + Send;
-}
 
 /// One store's feed, ready to send.
 pub struct Feed<'a> {

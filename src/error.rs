@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::client::CallError;
+use crate::api::CallError;
 use crate::config::ConfigError;
 use crate::driver::DriverError;
 use crate::protocol::VendorError;

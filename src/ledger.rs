@@ -11,8 +11,6 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::driver::Progress;
-
 /// The file name of the ledger inside the state directory.
 pub const LEDGER_FILE: &str = "ledger.sqlite3";
 
@@ -108,6 +106,22 @@ pub struct NewRun<'a> {
     pub started_at: &'a str,
 }
 
+/// Where a run's transaction stands, recorded after every confirmed post.
+#[derive(Clone, Debug, Default)]
+pub struct Checkpoint<'a> {
+    /// The transaction in progress, or the one ended.
+    pub transactionid: Option<&'a str>,
+    /// Our id for that transaction.
+    pub partnertransactionid: Option<&'a str>,
+    /// Transactions begun and never ended.
+    pub abandoned: &'a [String],
+    /// Chunks and rows confirmed in the current transaction.
+    pub chunks: usize,
+    pub confirmed: u64,
+    /// Whether endtransaction succeeded.
+    pub ended: bool,
+}
+
 /// How a run ended.
 #[derive(Clone, Debug)]
 pub struct Finish<'a> {
@@ -124,50 +138,6 @@ pub struct Ledger {
     path: PathBuf,
 }
 
-/// Opens an SQLite database the way every durable file of rrfeed is kept (the ledger with its link
-/// table, the webhook outbox): readable by its owner only (they hold customer data), WAL, a sync to
-/// disk at every commit, and a wait for another writer.
-pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
-    owner_only(path).map_err(|e| {
-        rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-            Some(format!("cannot create {}: {e}", path.display())),
-        )
-    })?;
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    Ok(conn)
-}
-
-/// Creates the database file with mode 0600 if it is missing, and takes group and others' access
-/// away from one made by an older version. SQLite gives its `-wal` and `-shm` files the mode of the
-/// database file.
-#[cfg(unix)]
-fn owner_only(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)?;
-    for suffix in ["", "-wal", "-shm"] {
-        let file = PathBuf::from(format!("{}{suffix}", path.display()));
-        if let Ok(meta) = std::fs::metadata(&file)
-            && meta.permissions().mode() & 0o077 != 0
-        {
-            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
-        }
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn owner_only(_: &Path) -> std::io::Result<()> {
-    Ok(())
-}
-
 impl Ledger {
     /// Opens (creating if needed) the ledger in `state_dir`.
     ///
@@ -182,7 +152,7 @@ impl Ledger {
             path: state_dir.to_owned(),
             source,
         })?;
-        let conn = connect(&path).map_err(fail)?;
+        let conn = crate::sqlite::connect(&path).map_err(fail)?;
         conn.execute_batch(SCHEMA).map_err(fail)?;
         Ok(Self { conn, path })
     }
@@ -241,7 +211,7 @@ impl Ledger {
 
     /// Records the driver's progress: the transaction, the confirmed rows, abandoned transactions.
     /// `begun_at` is set when the transaction changes.
-    pub fn progress(&self, id: i64, p: &Progress, now: &str) -> Result<(), LedgerError> {
+    pub fn progress(&self, id: i64, p: &Checkpoint, now: &str) -> Result<(), LedgerError> {
         let abandoned = serde_json::to_string(&p.abandoned).expect("strings serialize");
         self.conn
             .execute(
@@ -258,7 +228,7 @@ impl Ledger {
                     p.confirmed as i64,
                     abandoned,
                     now,
-                    p.ended.then_some(p.transactionid.clone()).flatten()
+                    p.ended.then_some(p.transactionid).flatten()
                 ],
             )
             .map_err(|e| self.fail(e))?;
@@ -522,12 +492,12 @@ mod tests {
         ledger
             .snapshot(id, 2500, "in-hash", "snap-hash", Path::new("/s/run.ndjson"))
             .unwrap();
-        let mut p = Progress {
-            transactionid: Some("T1".into()),
-            partnertransactionid: Some("P1".into()),
+        let mut p = Checkpoint {
+            transactionid: Some("T1"),
+            partnertransactionid: Some("P1"),
             chunks: 1,
             confirmed: 1000,
-            ..Progress::default()
+            ..Checkpoint::default()
         };
         ledger.progress(id, &p, "2026-11-22T01:00:05Z").unwrap();
         p.chunks = 3;

@@ -11,14 +11,17 @@
 //! - **Reading exports:** `source` (encodings, CSV, JSON, NDJSON, byte guards), `ingest` (the whole
 //!   export read, validated and held until its date order is known), `repeats` (repeated customer ids),
 //!   `rejects` (the rejects file), `spool` (the snapshot of what is sent).
-//! - **Talking to Rider Rewards:** `client` (HTTP, retries' classification, proxies, TLS), `driver` (the
-//!   transaction), `signal` (stopping between chunks).
-//! - **State:** `ledger` (runs, and the SQLite opener), `lock` (one run per store), `prune` (retention).
+//! - **Talking to Rider Rewards:** `api` (the seam the driver calls: `Api`, `CallError`, how an answer
+//!   is sorted; no IO), `client` (its HTTP implementation: proxies, TLS), `driver` (the transaction),
+//!   `signal` (stopping between chunks).
+//! - **State:** `sqlite` (how every durable file is opened), `ledger` (runs), `lock` (one run per
+//!   store), `prune` (retention).
 //! - **Other destinations and servers:** `crm` (CRM.COM participants), `webhook` (customers' own edits),
 //!   `mock` (the bundled Rider Rewards and CRM.COM server).
 //! - **The program:** `config` (settings and secrets), `cli` (arguments), `cmd` (one module per
 //!   command), `app` (dispatch), `telemetry` (logging), `output` (stdout, stderr and `--quiet`).
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod client;
@@ -43,6 +46,7 @@ pub mod repeats;
 pub mod signal;
 pub mod source;
 pub mod spool;
+pub mod sqlite;
 pub mod summary;
 pub mod telemetry;
 pub mod warnings;

@@ -15,7 +15,6 @@ use std::time::Duration;
 use reqwest::Url;
 use secrecy::SecretString;
 
-use crate::client::is_loopback;
 use crate::mapping::MappingRules;
 use crate::source::{Encoding, Format};
 pub use crm::{CrmSettings, DEFAULT_UDF, Destination};
@@ -543,6 +542,16 @@ pub fn check_base_url(text: &str) -> Result<Url, String> {
              for a local mock)"
         )),
         other => Err(format!("{text:?} has the scheme {other:?}; use https://")),
+    }
+}
+
+/// Whether a URL's host is loopback: the only hosts `http://` is allowed for (README "Running it for real"): `localhost`, 127.0.0.0/8, `::1`.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 

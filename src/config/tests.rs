@@ -266,3 +266,16 @@ fn a_short_webhook_secret_is_refused_without_being_shown() {
     assert!(err.contains("fewer than 16 characters"), "{err}");
     assert!(!err.contains("short-one"), "{err}");
 }
+
+#[test]
+fn only_loopback_hosts_count_as_loopback() {
+    for (url, want) in [
+        ("http://localhost:8080", true),
+        ("http://127.0.0.5/", true),
+        ("http://[::1]:9/", true),
+        ("http://10.0.0.1/", false),
+        ("http://localhost.example.com/", false),
+    ] {
+        assert_eq!(is_loopback(&Url::parse(url).unwrap()), want, "{url}");
+    }
+}

@@ -14,7 +14,8 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::ledger::{LEDGER_FILE, connect};
+use crate::ledger::LEDGER_FILE;
+use crate::sqlite::connect;
 
 /// Whose links: one CRM.COM organisation at one URL, for one store (`-` when no store is named).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,11 +8,13 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::*;
-use crate::client::{Answer, TransportKind, interpret};
+use crate::api::{Answer, TransportKind, interpret};
 use crate::customer::{Normalizer, RawCustomer};
 use crate::mock::faults::FaultPlan;
 use crate::mock::{Mock, MockConfig};
-use crate::protocol::{self, Field, header};
+use crate::protocol::{
+    self, BeginResults, EndResults, Field, ReadyFeedResults, UploadResults, header,
+};
 use crate::signal::{Signal, Stop};
 use crate::spool::SpoolWriter;
 

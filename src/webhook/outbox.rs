@@ -85,7 +85,7 @@ impl Outbox {
             path: path.clone(),
             message: format!("cannot create its directory: {e}"),
         })?;
-        let conn = crate::ledger::connect(&path).map_err(err)?;
+        let conn = crate::sqlite::connect(&path).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         Ok(Self { conn, path })
     }

@@ -148,7 +148,7 @@ impl CrmSetup {
             format!(
                 "[crm]\nurl = \"{}/crmapi/rest/v2\"\nusername = \"demo-crm-user\"\n\
                  password = {{ env = \"CRM_PASSWORD\" }}\norganisation = \"DEMO\"\nunit = \"Dealer Sales\"\n\
-                 schemes = [\"Riders\"]\naccounts_receivable_column = \"AR Number\"\ntimeout = \"1s\"\n",
+                 schemes = [\"Riders\"]\naccounts_receivable_column = \"AR Number\"\ntimeout = \"3s\"\n",
                 server.url
             ),
         )

@@ -14,7 +14,7 @@ use crate::customer::{Customer, Normalizer};
 use crate::driver::{self, DriverError, Feed, Progress, ResumePoint, RetryPolicy, Session};
 use crate::error::{Exit, RunError};
 use crate::ingest::{self, IngestError, IngestOptions, Ingested, RowSink};
-use crate::ledger::{Finish, Ledger, NewRun};
+use crate::ledger::{Checkpoint, Finish, Ledger, NewRun};
 use crate::lock;
 use crate::plan;
 use crate::rejects::Rejects;
@@ -262,7 +262,18 @@ async fn transact(
     };
     let mut reporter = Reporter::new(&job.store.name, spool.rows());
     let mut on_progress = |p: &Progress| {
-        if let Err(e) = entry.ledger.progress(entry.id, p, &(ctx.now)().to_string()) {
+        let checkpoint = Checkpoint {
+            transactionid: p.transactionid.as_deref(),
+            partnertransactionid: p.partnertransactionid.as_deref(),
+            abandoned: &p.abandoned,
+            chunks: p.chunks,
+            confirmed: p.confirmed,
+            ended: p.ended,
+        };
+        if let Err(e) = entry
+            .ledger
+            .progress(entry.id, &checkpoint, &(ctx.now)().to_string())
+        {
             warn!("cannot record progress in the ledger: {e}");
         }
         reporter.update(p);
