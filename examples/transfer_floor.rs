@@ -20,12 +20,12 @@ use rrfeed::client::{Client, StoreCredentials};
 use rrfeed::config::ApiSettings;
 use rrfeed::customer::{Customer, Normalizer};
 use rrfeed::ingest::{IngestOptions, RowSink, ingest};
-use rrfeed::plan;
-use rrfeed::protocol::{
+use rrfeed::source::{Format, InputSpec, Location};
+use rrfeed::totals;
+use rrfeed::warnings::Issue;
+use rrfeed::wire::{
     BeginSummary, Count, EndSummary, FEED_CUSTOMERS, UploadSummary, write_upload_body,
 };
-use rrfeed::source::{Format, InputSpec, Location};
-use rrfeed::warnings::Issue;
 
 #[derive(Parser)]
 struct Args {
@@ -105,7 +105,7 @@ async fn main() {
         .expect("begin");
     let txid = begun.transactionid.0;
     let mut calls = 2;
-    for chunk in plan::chunks(rows.len() as u64, 1000) {
+    for chunk in totals::chunks(rows.len() as u64, 1000) {
         let summary = UploadSummary {
             transactionid: txid.clone(),
             partnertransactionid: "transfer-floor".into(),

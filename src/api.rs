@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::protocol::{
+use crate::wire::{
     self, BeginResults, BeginSummary, EndResults, EndSummary, Endpoint, ReadyFeedResults, Reply,
     UploadResults, VendorError, WireError,
 };
@@ -167,7 +167,7 @@ pub fn interpret<T>(
             endpoint,
             status,
             retry_after: answer.retry_after,
-            body: protocol::snippet(&answer.body),
+            body: wire::snippet(&answer.body),
         });
     }
     match parse(&answer.body) {

@@ -1,7 +1,7 @@
 //! The HTTP client for the Rider Rewards API (reqwest and rustls): one method per endpoint, each one
 //! POST whose answer `api::interpret` sorts into a success or a typed [`CallError`].
 //!
-//! It sends what `protocol.rs` describes and nothing else; it never retries (the driver decides that) and
+//! It sends what `wire` describes and nothing else; it never retries (the driver decides that) and
 //! never logs a secret: keys are set as sensitive header values straight from their [`SecretString`].
 
 use std::time::Duration;
@@ -14,7 +14,7 @@ use tracing::debug;
 
 use crate::api::{Answer, Api, CallError, TransportKind, interpret, parse_retry_after};
 use crate::config::{ApiSettings, is_loopback};
-use crate::protocol::{
+use crate::wire::{
     self, BeginResults, BeginSummary, BeginTransactionRequest, DealerListResponse, EndResults,
     EndSummary, EndTransactionRequest, Endpoint, ReadyFeedRequest, ReadyFeedResults, UploadResults,
     header,
@@ -172,7 +172,7 @@ impl Client {
         body: Bytes,
     ) -> Result<T, CallError> {
         let answer = self.post(endpoint, headers, body).await?;
-        interpret(endpoint, &answer, protocol::parse_reply)
+        interpret(endpoint, &answer, wire::parse_reply)
     }
 
     /// `getmydealerlist`: the partner's stores, optionally only the one with `partner_store_id`.
@@ -202,14 +202,14 @@ impl Client {
         let answer = self
             .post(endpoint, headers, Bytes::from_static(b"{}"))
             .await?;
-        interpret(endpoint, &answer, protocol::parse_dealer_list)
+        interpret(endpoint, &answer, wire::parse_dealer_list)
     }
 }
 
 impl Api for Client {
     async fn ready_feed(&self) -> Result<ReadyFeedResults, CallError> {
         let body = json_bytes(&ReadyFeedRequest {
-            feedtype: protocol::FEED_CUSTOMERS.into(),
+            feedtype: wire::FEED_CUSTOMERS.into(),
         });
         self.call(Endpoint::ReadyFeed, self.feed_headers(None), body)
             .await
@@ -246,20 +246,10 @@ fn put(headers: &mut HeaderMap, name: &'static str, value: &str, secret: bool) {
     // "Authentication failed" then names the problem without echoing the value anywhere.
     let mut value = HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static(""));
     value.set_sensitive(secret);
-    headers.insert(HeaderName::from_static(lowercase(name)), value);
-}
-
-/// Header names are compared without case; `HeaderName::from_static` wants them lowercase.
-fn lowercase(name: &'static str) -> &'static str {
-    match name {
-        header::PARTNER_API_KEY => "partnerapikey",
-        header::STORE_API_KEY => "rrstoreapikey",
-        header::STORE_ID => "rrstoreid",
-        header::TRANSACTION_ID => "transactionid",
-        header::ADMIN_PASSWORD => "partnerapiadminpassword",
-        header::PARTNER_STORE_ID => "partnerstoreid",
-        other => panic!("unknown header {other}"),
-    }
+    // HTTP header names are case-insensitive; `HeaderName` holds them lowercase.
+    let name =
+        HeaderName::from_bytes(name.as_bytes()).expect("the vendor's header names are valid");
+    headers.insert(name, value);
 }
 
 fn transport_error(endpoint: Endpoint, e: &reqwest::Error) -> CallError {

@@ -9,8 +9,8 @@ use jiff::civil::Date;
 
 use crate::dates::{DateOrder, DateShape, split_date};
 use crate::mapping::{MappingRules, Target};
-use crate::protocol::{FIELD_COUNT, Field, write_customer_json};
 use crate::warnings::{Issue, WarningCode};
+use crate::wire::{FIELD_COUNT, Field, write_customer_json};
 
 /// A customer row after normalization: 25 values, empty where nothing usable was given.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

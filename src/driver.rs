@@ -14,13 +14,13 @@ use serde::Serialize;
 use tracing::{debug, info, warn};
 
 use crate::api::{Api, CallError};
-use crate::plan::{self, Expectation, Mismatch, Verdict};
-use crate::protocol::{
+use crate::signal::{Signal, Stop};
+use crate::spool::{self, Spool};
+use crate::totals::{self, Expectation, Mismatch, Verdict};
+use crate::wire::{
     BeginSummary, Count, EndSummary, Endpoint, FEED_CUSTOMERS, UploadSummary, VendorError,
     write_upload_body,
 };
-use crate::signal::{Signal, Stop};
-use crate::spool::{self, Spool};
 
 /// One store's feed, ready to send.
 pub struct Feed<'a> {
@@ -395,7 +395,7 @@ async fn post_chunks<A: Api>(
     let mut reader = feed.spool.reader().map_err(spool_error)?;
     reader.skip_rows(progress.confirmed).map_err(spool_error)?;
     let mut rows = Vec::new();
-    let mut read_body = |chunk: &plan::Chunk| -> Result<Bytes, DriverError> {
+    let mut read_body = |chunk: &totals::Chunk| -> Result<Bytes, DriverError> {
         rows.clear();
         let read = reader
             .read_rows(chunk.rows, &mut rows)
@@ -410,7 +410,8 @@ async fn post_chunks<A: Api>(
     };
     // After a crash the chunk then in flight may or may not have been counted.
     let mut unsure_of_previous = resumed;
-    let mut chunks = plan::chunks_from(progress.confirmed, tx.declared, feed.chunk_size).peekable();
+    let mut chunks =
+        totals::chunks_from(progress.confirmed, tx.declared, feed.chunk_size).peekable();
     let mut body = chunks.peek().map(&mut read_body).transpose()?;
     while let Some(chunk) = chunks.next() {
         session.check_stop()?;
@@ -449,7 +450,7 @@ async fn post_chunks<A: Api>(
             rows: chunk.rows as u64,
             maybe_counted_before,
         };
-        match plan::check_upload(&expectation, &results) {
+        match totals::check_upload(&expectation, &results) {
             Verdict::Confirmed { running } => {
                 progress.confirmed = running;
                 progress.chunks += 1;
@@ -542,7 +543,7 @@ async fn end<A: Api>(
             source: CallError::Wire {
                 endpoint: Endpoint::EndTransaction,
                 status: 200,
-                source: crate::protocol::WireError::BadResults {
+                source: crate::wire::WireError::BadResults {
                     detail: format!(
                         "the success names transaction {:?}, not ours",
                         results.transactionid.0

@@ -6,8 +6,8 @@ use serde::Serialize;
 use crate::api::CallError;
 use crate::config::ConfigError;
 use crate::driver::DriverError;
-use crate::protocol::VendorError;
 use crate::source::InputError;
+use crate::wire::VendorError;
 
 /// A process exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -156,7 +156,7 @@ impl RunError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Endpoint;
+    use crate::wire::Endpoint;
 
     #[test]
     fn every_documented_code_is_distinct() {

@@ -16,10 +16,10 @@ use pipeline::{Batcher, DoneBatch, RawBatch, WorkerChannels};
 use crate::customer::{Customer, Normalizer};
 use crate::dates::{DateEvidence, DateOrder, DateShape, Decision};
 use crate::mapping::MappingRules;
-use crate::protocol::Field;
 use crate::repeats::IdLog;
 use crate::source::{self, InputError, InputSpec, Location, SourceInfo};
 use crate::warnings::{Issue, WarningCode, Warnings, shorten};
+use crate::wire::Field;
 
 /// Where validated rows go.
 pub trait RowSink {

@@ -6,7 +6,7 @@
 //! # Layout
 //!
 //! - **Core, no IO:** `protocol` (the Rider Rewards wire format), `customer` (the 25-field row and its
-//!   normalization), `dates` (day/month order), `mapping` (export columns to fields), `plan` (chunks and
+//!   normalization), `dates` (day/month order), `mapping` (export columns to fields), `totals` (chunks and
 //!   running totals), `warnings`, `summary` (what a run prints), `error` (exit codes).
 //! - **Reading exports:** `source` (encodings, CSV, JSON, NDJSON, byte guards), `ingest` (the whole
 //!   export read, validated and held until its date order is known), `repeats` (repeated customer ids),
@@ -38,8 +38,6 @@ pub mod lock;
 pub mod mapping;
 pub mod mock;
 pub mod output;
-pub mod plan;
-pub mod protocol;
 pub mod prune;
 pub mod rejects;
 pub mod repeats;
@@ -49,5 +47,7 @@ pub mod spool;
 pub mod sqlite;
 pub mod summary;
 pub mod telemetry;
+pub mod totals;
 pub mod warnings;
 pub mod webhook;
+pub mod wire;

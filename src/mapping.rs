@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use crate::config::file::MappingConfig;
 use crate::dates::DateOrder;
-use crate::protocol::Field;
+use crate::wire::Field;
 
 /// Where one column's values go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,9 +7,9 @@ use std::path::Path;
 
 use crate::customer::Customer;
 use crate::ingest::RowSink;
-use crate::protocol::Field;
 use crate::source::Location;
 use crate::warnings::Issue;
+use crate::wire::Field;
 
 /// Writes rejected values, and counts them.
 pub struct Rejects {

@@ -168,7 +168,7 @@ pub fn rows_of(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
 mod tests {
     use super::*;
     use crate::customer::{Normalizer, RawCustomer};
-    use crate::protocol::Field;
+    use crate::wire::Field;
 
     #[test]
     fn a_kept_spool_survives_and_equal_rows_hash_equal() {

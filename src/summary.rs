@@ -87,7 +87,7 @@ impl UploadSummary {
         Self {
             store_id: store.clone(),
             store,
-            feed: crate::protocol::FEED_CUSTOMERS,
+            feed: crate::wire::FEED_CUSTOMERS,
             state: RunState::Succeeded,
             exit_code: 0,
             rows: None,

@@ -13,12 +13,12 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use rrfeed::customer::{Customer, Normalizer, RawCustomer};
 use rrfeed::ingest::{IngestError, IngestOptions, RowSink, ingest_with_workers};
-use rrfeed::protocol::{
+use rrfeed::source::{Format, InputSpec, Location};
+use rrfeed::warnings::Issue;
+use rrfeed::wire::{
     BeginResults, EndResults, FIELD_COUNT, FIELD_NAMES, Field, ReadyFeedResults, UploadResults,
     parse_reply,
 };
-use rrfeed::source::{Format, InputSpec, Location};
-use rrfeed::warnings::Issue;
 use serde_json::Value;
 
 /// Runs `test` on values of `strategy`: one round of `cases` with a fixed seed, or rounds with random

@@ -132,7 +132,7 @@ async fn terminate(args: &crate::cli::CrmTerminateArgs, client: &CrmClient) -> E
                 },
             })
             .collect();
-        let update = crate::crm::plan::update(replacement, Default::default(), moves);
+        let update = crate::crm::decide::update(replacement, Default::default(), moves);
         if let Err(e) = client.update(&update).await {
             tracing::error!(
                 "rrfeed crm terminate: {} is terminated, but its cards ({}) did not move to {replacement}: {e}",

@@ -6,8 +6,8 @@ use crate::cli::{GlobalArgs, StoresArgs};
 use crate::client::Client;
 use crate::config::{Config, Overrides};
 use crate::error::{Exit, RunError, exit_for_call};
-use crate::protocol::{AuthorizedStore, Text};
 use crate::summary::table;
+use crate::wire::{AuthorizedStore, Text};
 
 use super::{Context, print_result};
 

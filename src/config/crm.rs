@@ -6,7 +6,7 @@ use url::Url;
 
 use super::{Config, ConfigError, Env, check_base_url};
 use crate::crm::client::CrmLogin;
-use crate::protocol::Field;
+use crate::wire::Field;
 
 /// Where a store's customers go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,11 +4,11 @@
 //! - [`wire`]: paths, envelope, identifiers, requests and answers (pure)
 //! - [`client`]: login, token renewal and release, one method per call
 //! - [`links`]: which participant each customer became, in the ledger
-//! - [`plan`]: what to create, and what to change in an existing participant (pure)
+//! - [`decide`]: what to create, and what to change in an existing participant (pure)
 //! - [`sync`]: `crm sync`, row by row with bounded concurrency
 
 pub mod client;
+pub mod decide;
 pub mod links;
-pub mod plan;
 pub mod sync;
 pub mod wire;

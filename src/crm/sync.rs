@@ -13,14 +13,14 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::client::{CrmClient, CrmError};
+use super::decide;
 use super::links::{Link, LinkError, Links};
-use super::plan;
 use super::wire::{Identifier, ListQuery, Participant, Terminate, TerminationReason};
 use crate::config::CrmSettings;
 use crate::customer::Customer;
-use crate::protocol::Field;
 use crate::signal::Stop;
 use crate::source::Location;
+use crate::wire::Field;
 
 /// How a sync runs.
 #[derive(Clone, Debug)]
@@ -381,7 +381,7 @@ async fn update_if_changed(
     held: &Participant,
     customer: &Customer,
 ) -> RowResult {
-    if let Some(difference) = plan::name_difference(held, customer) {
+    if let Some(difference) = decide::name_difference(held, customer) {
         let id = customer.get(Field::PartnerCustomerId);
         shared
             .name_differences
@@ -389,8 +389,8 @@ async fn update_if_changed(
             .unwrap_or_else(|p| p.into_inner())
             .push(format!("{} ({id}): {difference}", held.number));
     }
-    let changes = plan::changes(held, &plan::desired(customer, shared.settings));
-    let tokens = plan::token_changes(held, customer, shared.settings);
+    let changes = decide::changes(held, &decide::desired(customer, shared.settings));
+    let tokens = decide::token_changes(held, customer, shared.settings);
     if changes.is_empty() && tokens.is_empty() {
         return Ok(Outcome::Unchanged);
     }
@@ -398,7 +398,7 @@ async fn update_if_changed(
         shared.pace.wait().await;
         shared
             .client
-            .update(&plan::update(&held.number, changes, tokens))
+            .update(&decide::update(&held.number, changes, tokens))
             .await
             .map_err(failed)?;
     }
@@ -489,7 +489,7 @@ async fn create(
     if shared.options.dry_run {
         return Ok(Outcome::Created);
     }
-    let request = plan::create(customer, account, shared.settings, shared.now);
+    let request = decide::create(customer, account, shared.settings, shared.now);
     let links = || links(shared);
     // Durable before the call: a run killed before the answer is recorded leaves this trace.
     links().create_in_flight(id, shared.now).map_err(failed)?;

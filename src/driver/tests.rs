@@ -12,11 +12,9 @@ use crate::api::{Answer, TransportKind, interpret};
 use crate::customer::{Normalizer, RawCustomer};
 use crate::mock::faults::FaultPlan;
 use crate::mock::{Mock, MockConfig};
-use crate::protocol::{
-    self, BeginResults, EndResults, Field, ReadyFeedResults, UploadResults, header,
-};
 use crate::signal::{Signal, Stop};
 use crate::spool::SpoolWriter;
+use crate::wire::{self, BeginResults, EndResults, Field, ReadyFeedResults, UploadResults, header};
 
 /// How long the simulated client waits for an answer the mock holds.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -74,7 +72,7 @@ impl DirectApi {
             retry_after: handled.retry_after.map(Duration::from_secs),
             body: Bytes::from(handled.body),
         };
-        interpret(endpoint, &answer, protocol::parse_reply)
+        interpret(endpoint, &answer, wire::parse_reply)
     }
 }
 
@@ -85,7 +83,7 @@ impl Api for DirectApi {
     }
 
     async fn begin(&self, summary: &BeginSummary) -> Result<BeginResults, CallError> {
-        let body = serde_json::to_vec(&protocol::BeginTransactionRequest {
+        let body = serde_json::to_vec(&wire::BeginTransactionRequest {
             transactionsummary: summary.clone(),
         })
         .unwrap();
@@ -98,7 +96,7 @@ impl Api for DirectApi {
     }
 
     async fn end(&self, summary: &EndSummary) -> Result<EndResults, CallError> {
-        let body = serde_json::to_vec(&protocol::EndTransactionRequest {
+        let body = serde_json::to_vec(&wire::EndTransactionRequest {
             transactionsummary: summary.clone(),
         })
         .unwrap();

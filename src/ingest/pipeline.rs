@@ -7,9 +7,9 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use crate::customer::{Customer, Normalizer, RawCustomer};
-use crate::protocol::FIELD_COUNT;
 use crate::source::Location;
 use crate::warnings::Issue;
+use crate::wire::FIELD_COUNT;
 
 /// Records per batch: large enough that channel hand-overs cost nothing per row.
 pub const BATCH_ROWS: usize = 256;

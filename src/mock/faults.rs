@@ -31,7 +31,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::crm::wire::Method as CrmMethod;
-use crate::protocol::Endpoint;
+use crate::wire::Endpoint;
 
 /// Which calls of an endpoint a rule applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 use crate::crm::wire::Method as CrmMethod;
-use crate::protocol::{self, Endpoint, Envelope, UploadResults, header as h};
+use crate::wire::{self, Endpoint, Envelope, UploadResults, header as h};
 use crm::{CrmAccount, CrmState};
 use faults::{Actions, BadBody, FaultPlan};
 use state::{Accounts, Creds, MockState, MockStore, Refusal, StoreData};
@@ -260,7 +260,7 @@ impl Mock {
                 endpoint != Endpoint::DealerList,
             ),
             Err(refusal) => (
-                answer(refusal.status, protocol::error_body(&refusal.text)),
+                answer(refusal.status, wire::error_body(&refusal.text)),
                 format!("error: {}", refusal.text),
                 false,
             ),
@@ -286,7 +286,7 @@ impl Mock {
                     .flatten()
                     .map(|a| a.results.uploadedtotal.0 as usize);
                 answered.or_else(|| {
-                    serde_json::from_slice::<protocol::UploadRequest>(body)
+                    serde_json::from_slice::<wire::UploadRequest>(body)
                         .ok()
                         .map(|r| r.rows.len())
                 })
@@ -452,7 +452,7 @@ fn answer(status: u16, body: Vec<u8>) -> Handled {
 /// The answer to a call that a fault answers without processing, and a word for the log.
 /// An upload answer with the totals or the transaction id the fault plan asks to get wrong.
 fn distort_upload(mut r: UploadResults, actions: &Actions) -> UploadResults {
-    let skewed = |count: &mut protocol::Count, by: Option<i64>| {
+    let skewed = |count: &mut wire::Count, by: Option<i64>| {
         if let Some(by) = by {
             count.0 = count.0.saturating_add_signed(by);
         }
@@ -460,7 +460,7 @@ fn distort_upload(mut r: UploadResults, actions: &Actions) -> UploadResults {
     skewed(&mut r.runningtotal, actions.running_total_skew);
     skewed(&mut r.expectedtotal, actions.expected_total_skew);
     if let Some(id) = &actions.transactionid {
-        r.transactionid = protocol::Text(id.clone());
+        r.transactionid = wire::Text(id.clone());
     }
     r
 }
@@ -485,14 +485,14 @@ fn fault_answer(actions: &Actions) -> (Handled, String) {
     if let Some(status) = actions.status {
         let mut handled = answer(
             status,
-            protocol::error_body(&format!("Injected fault: HTTP {status}")),
+            wire::error_body(&format!("Injected fault: HTTP {status}")),
         );
         handled.retry_after = actions.retry_after;
         return (handled, format!("status {status}"));
     }
     if let Some(text) = &actions.error {
         return (
-            answer(200, protocol::error_body(text)),
+            answer(200, wire::error_body(text)),
             format!("error {text:?}"),
         );
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::protocol::{
+use crate::wire::{
     AuthorizedStore, BeginResults, BeginTransactionRequest, Count, CustomerRecord,
     CustomerRowCheck, DealerListResponse, DealerListResults, EndResults, EndTransactionRequest,
     FEED_CUSTOMERS, Field, MAX_ROWS_PER_POST, ReadyFeedRequest, ReadyFeedResults, SUCCESS, Text,
@@ -469,9 +469,7 @@ fn parse_rows(request: &UploadRequest) -> Result<Vec<Box<str>>, Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{
-        BeginSummary, EndSummary, FIELD_COUNT, UploadSummary, write_upload_body,
-    };
+    use crate::wire::{BeginSummary, EndSummary, FIELD_COUNT, UploadSummary, write_upload_body};
 
     fn accounts() -> Accounts {
         Accounts {
@@ -517,7 +515,7 @@ mod tests {
     }
 
     fn upload_body(tx: &str, rows: usize) -> Vec<u8> {
-        let row = serde_json::to_vec(&crate::protocol::CustomerJson(&std::array::from_fn::<
+        let row = serde_json::to_vec(&crate::wire::CustomerJson(&std::array::from_fn::<
             &str,
             FIELD_COUNT,
             _,
@@ -569,7 +567,7 @@ mod tests {
         let store = s.store("12").unwrap();
         assert_eq!((store.imports, store.len()), (1, 3));
         assert_eq!(
-            store.customers()[0].get(crate::protocol::Field::FirstName),
+            store.customers()[0].get(crate::wire::Field::FirstName),
             Some("x")
         );
     }

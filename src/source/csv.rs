@@ -16,7 +16,7 @@ use super::{
 };
 use crate::customer::{RawCustomer, has_control_bytes};
 use crate::mapping::{ColumnMap, Target};
-use crate::protocol::Field;
+use crate::wire::Field;
 
 pub(super) fn read(
     input: Input<'_>,
@@ -387,7 +387,7 @@ impl Read for Counting {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Field;
+    use crate::wire::Field;
 
     type Row = (u64, Vec<(Field, String)>);
 

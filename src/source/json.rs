@@ -19,7 +19,7 @@ use super::{
 };
 use crate::customer::RawCustomer;
 use crate::mapping::{KeyMapper, Target};
-use crate::protocol::{FIELD_COUNT, Field};
+use crate::wire::{FIELD_COUNT, Field};
 
 /// Slots of a record: the 25 fields, then the whole birth date, the whole name and the
 /// accounts-receivable number.
@@ -614,7 +614,7 @@ impl<'de> Visitor<'de> for ScalarSeed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Field;
+    use crate::wire::Field;
 
     type Got = Vec<(Location, String, String)>;
 

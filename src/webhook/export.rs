@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::outbox::{Outbox, OutboxError, Row};
-use crate::protocol::{FIELD_NAMES, Field};
+use crate::wire::{FIELD_NAMES, Field};
 
 /// The file formats of an export.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]

@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 use crate::customer::{Normalizer, RawCustomer};
-use crate::protocol::{FIELD_COUNT, Field};
+use crate::wire::{FIELD_COUNT, Field};
 
 /// One customer update, ready for the outbox.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -26,7 +26,7 @@ use super::payload;
 use super::writer::WriterHandle;
 use crate::config::WebhookSettings;
 use crate::customer::Normalizer;
-use crate::protocol::{self, Envelope, SUCCESS};
+use crate::wire::{self, Envelope, SUCCESS};
 
 /// The path the vendor is given (with `/{secret}` appended, or a Bearer header).
 pub const UPDATES_PATH: &str = "/customer-updates";
@@ -185,7 +185,7 @@ async fn handle(
             warn!("refused a request with a wrong secret");
             return failure(
                 StatusCode::UNAUTHORIZED,
-                protocol::error_text::AUTHENTICATION_FAILED,
+                wire::error_text::AUTHENTICATION_FAILED,
             );
         }
         Some(_) => {}
@@ -303,7 +303,7 @@ async fn read_body(
 }
 
 fn failure(status: StatusCode, text: &str) -> Response {
-    json(status, protocol::error_body(text))
+    json(status, wire::error_body(text))
 }
 
 fn json(status: StatusCode, body: Vec<u8>) -> Response {

@@ -135,7 +135,7 @@ fn every_call_carries_the_documented_headers_and_json_content_type() {
 
 #[test]
 fn the_vendors_sample_answers_parse() {
-    use rrfeed::protocol::{EndResults, Reply, UploadResults, parse_reply};
+    use rrfeed::wire::{EndResults, Reply, UploadResults, parse_reply};
     let upload = serde_json::to_vec(&fixture("seed_uploadcustomerprofile_success.json")).unwrap();
     assert!(matches!(
         parse_reply::<UploadResults>(&upload),

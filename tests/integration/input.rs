@@ -1,11 +1,11 @@
 //! Messy exports through the real binary: encodings, BOMs, quoted newlines, ragged rows, strict mode and
 //! the rejects file. A broken input fails before any call, naming file, line and column.
 
-use rrfeed::protocol::Field;
+use rrfeed::wire::Field;
 
 use crate::helpers::*;
 
-fn held(server: &MockServer) -> Vec<rrfeed::protocol::CustomerRecord> {
+fn held(server: &MockServer) -> Vec<rrfeed::wire::CustomerRecord> {
     server.mock.store(STORE_ID).unwrap().customers()
 }
 

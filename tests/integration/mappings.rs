@@ -1,7 +1,7 @@
 //! The worked mapping examples under `config/mappings/`, each against its sample export in
 //! `examples/exports/`: what a differently shaped export becomes at the mock.
 
-use rrfeed::protocol::{CustomerRecord, Field};
+use rrfeed::wire::{CustomerRecord, Field};
 
 use crate::helpers::*;
 

@@ -532,13 +532,13 @@ fn an_export_rewritten_during_the_upload_changes_nothing_that_is_sent() {
     assert_eq!(server.store(), (2500, 1));
     let customers = server.mock.store(STORE_ID).unwrap().customers();
     assert_eq!(
-        customers[2499].get(rrfeed::protocol::Field::Email),
+        customers[2499].get(rrfeed::wire::Field::Email),
         Some("user2499@example.com")
     );
     assert!(
         customers
             .iter()
-            .all(|c| c.get(rrfeed::protocol::Field::PartnerCustomerId) != Some("X1"))
+            .all(|c| c.get(rrfeed::wire::Field::PartnerCustomerId) != Some("X1"))
     );
 }
 

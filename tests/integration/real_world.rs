@@ -2,11 +2,11 @@
 //! US, French and German locales, LibreOffice, Google Sheets, PowerShell), each uploaded through the
 //! binary against the mock and checked value by value: read right, or refused before any call.
 
-use rrfeed::protocol::Field;
+use rrfeed::wire::Field;
 
 use crate::helpers::*;
 
-fn held(server: &MockServer) -> Vec<rrfeed::protocol::CustomerRecord> {
+fn held(server: &MockServer) -> Vec<rrfeed::wire::CustomerRecord> {
     server.mock.store(STORE_ID).unwrap().customers()
 }
 
@@ -15,7 +15,7 @@ fn uploads(
     bytes: &[u8],
     suffix: &str,
     extra: &[&str],
-) -> (Outcome, Vec<rrfeed::protocol::CustomerRecord>) {
+) -> (Outcome, Vec<rrfeed::wire::CustomerRecord>) {
     let file = file_with(bytes, suffix);
     let server = MockServer::start("");
     let out = upload(&server, file.path(), extra);
@@ -34,7 +34,7 @@ fn refused(bytes: &[u8], suffix: &str, extra: &[&str]) -> String {
     out.json["error"].as_str().unwrap().to_owned()
 }
 
-fn birth(row: &rrfeed::protocol::CustomerRecord) -> (&str, &str, &str) {
+fn birth(row: &rrfeed::wire::CustomerRecord) -> (&str, &str, &str) {
     (
         row.get(Field::BirthMonth).unwrap(),
         row.get(Field::BirthDay).unwrap(),

@@ -103,10 +103,7 @@ fn stdin_is_read_with_a_dash() {
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(server.store(), (2, 1));
     let held = server.mock.store(STORE_ID).unwrap().customers();
-    assert_eq!(
-        held[0].get(rrfeed::protocol::Field::Email),
-        Some("ann@x.com")
-    );
+    assert_eq!(held[0].get(rrfeed::wire::Field::Email), Some("ann@x.com"));
 }
 
 #[test]

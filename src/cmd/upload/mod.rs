@@ -1,4 +1,4 @@
-//! `rrfeed upload`: which stores to upload and how (the plan), then one run per store — one after
+//! `rrfeed upload`: which stores to upload and how (`resolve_stores`), then one run per store — one after
 //! another, or `--jobs N` at once, never two of one store — and the summary: one object for a single
 //! store, a table or JSON array for `--all-stores`, whose exit code is the most severe store's.
 
@@ -64,7 +64,7 @@ struct Job {
     input: InputSpec,
 }
 
-/// A store of the plan: ready to run, or failing alone.
+/// A store to run: ready, or failing alone.
 enum Planned {
     Ready(Box<Job>),
     Unready(Unready),
@@ -81,7 +81,7 @@ struct Unready {
 
 pub async fn run(args: &UploadArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
     let started = Instant::now();
-    let (shared, jobs) = match plan(args, global, ctx).await {
+    let (shared, jobs) = match resolve_stores(args, global, ctx).await {
         Ok(planned) => planned,
         Err(e) => {
             let summary = summary_before_start(args, ctx, &e, started);
@@ -128,7 +128,7 @@ fn prune_old_runs(shared: &Shared, ctx: &Context) {
     }
 }
 
-/// Runs the stores, `jobs` at a time; the summaries come back in plan order.
+/// Runs the stores, `jobs` at a time; the summaries come back in the stores' order.
 async fn run_jobs(
     shared: &Shared,
     jobs: Vec<Planned>,
@@ -165,9 +165,9 @@ fn print_one_or_many(args: &UploadArgs, summaries: &[UploadSummary]) {
     }
 }
 
-/// Resolves the settings and the stores to run; a store whose own settings are wrong is planned as
+/// Resolves the settings and the stores to run; a store whose own settings are wrong becomes
 /// [`Unready`], so that it fails alone.
-async fn plan(
+async fn resolve_stores(
     args: &UploadArgs,
     global: &GlobalArgs,
     ctx: &Context,

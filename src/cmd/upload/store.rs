@@ -16,12 +16,12 @@ use crate::error::{Exit, RunError};
 use crate::ingest::{self, IngestError, IngestOptions, Ingested, RowSink};
 use crate::ledger::{Checkpoint, Finish, Ledger, NewRun};
 use crate::lock;
-use crate::plan;
 use crate::rejects::Rejects;
 use crate::signal::Stop;
 use crate::source::{InputSpec, Location};
 use crate::spool::{Spool, SpoolWriter};
 use crate::summary::{RunState, UploadSummary};
+use crate::totals;
 use crate::warnings::Issue;
 
 use super::super::Context;
@@ -133,7 +133,7 @@ async fn execute(
     let id = ledger.start(&NewRun {
         store: &job.store.name,
         store_id: &job.store.store_id,
-        feed: crate::protocol::FEED_CUSTOMERS,
+        feed: crate::wire::FEED_CUSTOMERS,
         input: &summary.input,
         started_at: &started_at,
     })?;
@@ -312,7 +312,7 @@ async fn dry_run(
     let path = spool_dir(shared).join(format!("dry-run-{}.ndjson", uuid::Uuid::new_v4()));
     let (ingested, spool) = snapshot(job, ctx, shared, path).await?;
     note_snapshot(summary, &ingested, &spool);
-    summary.chunks = Some(plan::chunks(spool.rows(), shared.flags.chunk_size).count());
+    summary.chunks = Some(totals::chunks(spool.rows(), shared.flags.chunk_size).count());
     if spool.rows() == 0 && !shared.flags.allow_empty {
         return Err(DriverError::EmptyRefused.into());
     }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::protocol::{Count, MAX_ROWS_PER_POST, UploadResults};
+use crate::wire::{Count, MAX_ROWS_PER_POST, UploadResults};
 
 /// One post of a transaction: rows `start..start + rows` of the snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,7 +121,7 @@ pub fn check_upload(expect: &Expectation, reply: &UploadResults) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{SUCCESS, Text};
+    use crate::wire::{SUCCESS, Text};
     use proptest::prelude::*;
 
     fn reply(txid: &str, uploaded: u64, running: u64, expected: u64) -> UploadResults {

@@ -117,8 +117,8 @@ pub fn name_difference(participant: &Participant, customer: &Customer) -> Option
     );
     let wanted = format!(
         "{} {}",
-        customer.get(crate::protocol::Field::FirstName),
-        customer.get(crate::protocol::Field::LastName)
+        customer.get(crate::wire::Field::FirstName),
+        customer.get(crate::wire::Field::LastName)
     );
     let same = held.trim().eq_ignore_ascii_case(wanted.trim()) || wanted.trim().is_empty();
     (!same).then(|| {
@@ -158,13 +158,13 @@ pub fn create(
             accounts_receivable_identifier: Identifier::number(number),
         },
         None => {
-            let first = customer.get(crate::protocol::Field::FirstName);
-            let last = customer.get(crate::protocol::Field::LastName);
+            let first = customer.get(crate::wire::Field::FirstName);
+            let last = customer.get(crate::wire::Field::LastName);
             let name = format!("{first} {last}").trim().to_owned();
             AccountsReceivableChoice::New {
                 name: if name.is_empty() {
                     customer
-                        .get(crate::protocol::Field::PartnerCustomerId)
+                        .get(crate::wire::Field::PartnerCustomerId)
                         .to_owned()
                 } else {
                     name
@@ -209,7 +209,7 @@ mod tests {
     use crate::config::DEFAULT_UDF;
     use crate::crm::client::CrmLogin;
     use crate::customer::{Normalizer, RawCustomer};
-    use crate::protocol::Field;
+    use crate::wire::Field;
 
     fn settings() -> CrmSettings {
         CrmSettings {

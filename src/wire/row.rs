@@ -1,0 +1,331 @@
+//! The customer row: the 25 fields in the vendor's order, written as JSON once per row, and read back
+//! (by the mock) with exactly those keys.
+
+use super::*;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+
+// ---------------------------------------------------------------------------------------------------
+// Customer rows
+// ---------------------------------------------------------------------------------------------------
+
+/// The 25 fields of a customer row, in the vendor's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Field {
+    PartnerCustomerId,
+    RewardNumber,
+    FirstName,
+    LastName,
+    Address,
+    City,
+    StateProvince,
+    ZipOrPostalCode,
+    Country,
+    BirthMonth,
+    BirthDay,
+    BirthYear,
+    PrimaryPhoneType,
+    MobilePhone,
+    HomePhone,
+    WorkPhone,
+    Class,
+    ClubName,
+    Gender,
+    Email,
+    HogNumber,
+    HogExpireMonth,
+    HogExpireDate,
+    HogExpireYear,
+    IsLocalHogChapterMember,
+}
+
+/// Number of fields in a customer row.
+pub const FIELD_COUNT: usize = 25;
+
+/// The wire names, indexed by `Field as usize`.
+pub const FIELD_NAMES: [&str; FIELD_COUNT] = [
+    "PartnerCustomerID",
+    "CustomerRewardNumber",
+    "CustomerFirstName",
+    "CustomerLastName",
+    "CustomerAddress",
+    "CustomerCity",
+    "CustomerStateProvince",
+    "CustomerZipOrPostalCode",
+    "CustomerCountry",
+    "CustomerBirthMonth",
+    "CustomerBirthDay",
+    "CustomerBirthYear",
+    "CustomerPrimaryPhoneType",
+    "CustomerMobilePhone",
+    "CustomerHomePhone",
+    "CustomerWorkPhone",
+    "CustomerClass",
+    "CustomerClubName",
+    "CustomerGender",
+    "CustomerEmail",
+    "CustomerNationalHOGNumber",
+    "CustomerNationalHOGExpireMonth",
+    "CustomerNationalHOGExpireDate",
+    "CustomerNationalHOGExpireYear",
+    "CustomerIsLocalHOGChapterMember",
+];
+
+impl Field {
+    pub const ALL: [Field; FIELD_COUNT] = [
+        Field::PartnerCustomerId,
+        Field::RewardNumber,
+        Field::FirstName,
+        Field::LastName,
+        Field::Address,
+        Field::City,
+        Field::StateProvince,
+        Field::ZipOrPostalCode,
+        Field::Country,
+        Field::BirthMonth,
+        Field::BirthDay,
+        Field::BirthYear,
+        Field::PrimaryPhoneType,
+        Field::MobilePhone,
+        Field::HomePhone,
+        Field::WorkPhone,
+        Field::Class,
+        Field::ClubName,
+        Field::Gender,
+        Field::Email,
+        Field::HogNumber,
+        Field::HogExpireMonth,
+        Field::HogExpireDate,
+        Field::HogExpireYear,
+        Field::IsLocalHogChapterMember,
+    ];
+
+    /// The wire name, e.g. `CustomerFirstName`.
+    pub fn name(self) -> &'static str {
+        FIELD_NAMES[self as usize]
+    }
+
+    /// Finds a field by its exact wire name.
+    pub fn from_name(name: &str) -> Option<Field> {
+        FIELD_NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| Field::ALL[i])
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Serializes 25 values as a customer object, every key present, in the vendor's order.
+pub struct CustomerJson<'a, S: AsRef<str>>(pub &'a [S; FIELD_COUNT]);
+
+impl<S: AsRef<str>> Serialize for CustomerJson<'_, S> {
+    fn serialize<Z: Serializer>(&self, s: Z) -> Result<Z::Ok, Z::Error> {
+        let mut map = s.serialize_map(Some(FIELD_COUNT))?;
+        for (name, value) in FIELD_NAMES.iter().zip(self.0.iter()) {
+            map.serialize_entry(name, value.as_ref())?;
+        }
+        map.end()
+    }
+}
+
+/// Appends 25 values as a customer object, every key present, in the vendor's order: the same JSON as
+/// [`CustomerJson`], written directly (this runs once per row, so it skips serde's generic path).
+pub fn write_customer_json<S: AsRef<str>>(values: &[S; FIELD_COUNT], out: &mut Vec<u8>) {
+    for (key, value) in KEY_PREFIXES.iter().zip(values) {
+        out.extend_from_slice(key.as_bytes());
+        write_json_string_contents(value.as_ref(), out);
+    }
+    out.extend_from_slice(b"\"}");
+}
+
+/// What precedes each value in [`write_customer_json`]: `{"PartnerCustomerID":"`, then
+/// `","CustomerRewardNumber":"` and so on, so that each field costs one copy of its key.
+pub(crate) const KEY_PREFIXES: [&str; FIELD_COUNT] = [
+    "{\"PartnerCustomerID\":\"",
+    "\",\"CustomerRewardNumber\":\"",
+    "\",\"CustomerFirstName\":\"",
+    "\",\"CustomerLastName\":\"",
+    "\",\"CustomerAddress\":\"",
+    "\",\"CustomerCity\":\"",
+    "\",\"CustomerStateProvince\":\"",
+    "\",\"CustomerZipOrPostalCode\":\"",
+    "\",\"CustomerCountry\":\"",
+    "\",\"CustomerBirthMonth\":\"",
+    "\",\"CustomerBirthDay\":\"",
+    "\",\"CustomerBirthYear\":\"",
+    "\",\"CustomerPrimaryPhoneType\":\"",
+    "\",\"CustomerMobilePhone\":\"",
+    "\",\"CustomerHomePhone\":\"",
+    "\",\"CustomerWorkPhone\":\"",
+    "\",\"CustomerClass\":\"",
+    "\",\"CustomerClubName\":\"",
+    "\",\"CustomerGender\":\"",
+    "\",\"CustomerEmail\":\"",
+    "\",\"CustomerNationalHOGNumber\":\"",
+    "\",\"CustomerNationalHOGExpireMonth\":\"",
+    "\",\"CustomerNationalHOGExpireDate\":\"",
+    "\",\"CustomerNationalHOGExpireYear\":\"",
+    "\",\"CustomerIsLocalHOGChapterMember\":\"",
+];
+
+/// Appends `text` escaped for the inside of a JSON string.
+fn write_json_string_contents(text: &str, out: &mut Vec<u8>) {
+    let bytes = text.as_bytes();
+    let needs_escape = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+    // One pass without early exit, which the compiler vectorizes; escapes are rare.
+    if !bytes.iter().fold(false, |seen, &b| {
+        seen | (b < 0x20) | (b == b'"') | (b == b'\\')
+    }) {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !needs_escape(b) {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            other => out.extend_from_slice(format!("\\u{other:04x}").as_bytes()),
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// A customer row as a server receives it: exactly the 25 keys, each a string or null.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct CustomerRecord(pub [Option<String>; FIELD_COUNT]);
+
+impl CustomerRecord {
+    pub fn get(&self, field: Field) -> Option<&str> {
+        self.0[field as usize].as_deref()
+    }
+}
+
+impl Serialize for CustomerRecord {
+    fn serialize<Z: Serializer>(&self, s: Z) -> Result<Z::Ok, Z::Error> {
+        let mut map = s.serialize_map(Some(FIELD_COUNT))?;
+        for (name, value) in FIELD_NAMES.iter().zip(self.0.iter()) {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for CustomerRecord {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(RecordVisitor)
+    }
+}
+
+struct RecordVisitor;
+
+impl<'de> Visitor<'de> for RecordVisitor {
+    type Value = CustomerRecord;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a customer object with the 25 documented keys")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<CustomerRecord, A::Error> {
+        let mut record = CustomerRecord::default();
+        visit_fields(map, |field, map| {
+            record.0[field as usize] = map.next_value::<Option<String>>()?;
+            Ok(())
+        })?;
+        Ok(record)
+    }
+}
+
+/// Checks that a customer row has exactly the 25 keys, each a string or null, without keeping the
+/// values (a server storing the row as it came needs no more).
+pub struct CustomerRowCheck;
+
+impl<'de> Deserialize<'de> for CustomerRowCheck {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(CheckVisitor)
+    }
+}
+
+struct CheckVisitor;
+
+impl<'de> Visitor<'de> for CheckVisitor {
+    type Value = CustomerRowCheck;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a customer object with the 25 documented keys")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<CustomerRowCheck, A::Error> {
+        visit_fields(map, |_, map| map.next_value::<StringOrNull>().map(|_| ()))?;
+        Ok(CustomerRowCheck)
+    }
+}
+
+/// A value that must be a string or null; not kept.
+struct StringOrNull;
+
+impl<'de> Deserialize<'de> for StringOrNull {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = StringOrNull;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or null")
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<StringOrNull, E> {
+                Ok(StringOrNull)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<StringOrNull, E> {
+                Ok(StringOrNull)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<StringOrNull, E> {
+                Ok(StringOrNull)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Walks a customer object's keys: each must be one of the 25, once; all 25 must be there. `value`
+/// reads the value of each key.
+fn visit_fields<'de, A: MapAccess<'de>>(
+    mut map: A,
+    mut value: impl FnMut(Field, &mut A) -> Result<(), A::Error>,
+) -> Result<(), A::Error> {
+    let mut seen = [false; FIELD_COUNT];
+    let mut next = 0;
+    while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        // Keys nearly always come in the documented order: try the expected one before searching.
+        let field = match FIELD_NAMES.get(next) {
+            Some(name) if *name == key => Some(Field::ALL[next]),
+            _ => Field::from_name(&key),
+        };
+        let Some(field) = field else {
+            return Err(de::Error::custom(format!("unknown key {key:?}")));
+        };
+        if std::mem::replace(&mut seen[field as usize], true) {
+            return Err(de::Error::custom(format!("key {key:?} appears twice")));
+        }
+        next = field as usize + 1;
+        value(field, &mut map)?;
+    }
+    if let Some(missing) = seen.iter().position(|s| !s) {
+        return Err(de::Error::custom(format!(
+            "key {:?} is missing",
+            FIELD_NAMES[missing]
+        )));
+    }
+    Ok(())
+}
