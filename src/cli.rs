@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
 use crate::dates::DateOrder;
@@ -77,7 +78,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, default_value = "info", value_parser = crate::telemetry::parse_filter, value_name = "L")]
     pub log_level: String,
     /// Log line format on stderr
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, default_value = "text", value_parser = log_format())]
     pub log_format: LogFormat,
     /// Also append the logs to this file (failures are always logged, at error level)
     #[arg(long, global = true, value_name = "FILE")]
@@ -231,7 +232,7 @@ pub struct CrmTerminateArgs {
     /// The participant number
     pub number: String,
     /// Why the participant ends, as CRM.COM records it
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = termination_reason())]
     pub reason: crate::crm::wire::TerminationReason,
     /// The participant that replaces it (required with --reason duplication)
     #[arg(long, value_name = "NUMBER", required_if_eq("reason", "duplication"))]
@@ -313,7 +314,7 @@ Answers: 200 once stored, 400 malformed or invalid (with the reason), 401 bad se
 #[derive(Debug, Args)]
 pub struct WebhookExportArgs {
     /// File format
-    #[arg(long, value_enum, default_value = "csv")]
+    #[arg(long, default_value = "csv", value_parser = export_format())]
     pub format: crate::webhook::export::ExportFormat,
     /// Write here (atomically: a temporary file, synced, then renamed) instead of stdout
     #[arg(long, value_name = "FILE")]
@@ -417,7 +418,7 @@ pub struct CompletionsArgs {
 #[derive(Debug, Args, Clone)]
 pub struct InputArgs {
     /// Input format [default: from the file extension; CSV for stdin]
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = input_format())]
     pub format: Option<Format>,
     /// Character encoding [default: detected: UTF-8 (BOM or not), UTF-16 with a BOM, or Windows-1252]
     #[arg(
@@ -564,6 +565,44 @@ RRFEED_STORE_ID, RRFEED_STORE_API_KEY and RRFEED_PARTNER_STORE_ID override them.
 Inspection (not vendor paths): GET /_mock/stores, /_mock/stores/{id}/customers, /_mock/calls. \
 POST /_mock/stores/{id}/customers/{customer}/edit with {\"CustomerCity\": \"...\"} edits a customer as if \
 on the rewards website and posts the edited row to --webhook-url.";
+
+// The core's enums know nothing of clap: each is offered here by its names and converted once.
+
+fn input_format() -> impl clap::builder::TypedValueParser<Value = Format> {
+    PossibleValuesParser::new(["csv", "json", "ndjson"]).map(|name| match name.as_str() {
+        "json" => Format::Json,
+        "ndjson" => Format::Ndjson,
+        _ => Format::Csv,
+    })
+}
+
+fn log_format() -> impl clap::builder::TypedValueParser<Value = LogFormat> {
+    PossibleValuesParser::new(["text", "json"]).map(|name| match name.as_str() {
+        "json" => LogFormat::Json,
+        _ => LogFormat::Text,
+    })
+}
+
+fn export_format()
+-> impl clap::builder::TypedValueParser<Value = crate::webhook::export::ExportFormat> {
+    use crate::webhook::export::ExportFormat;
+    PossibleValuesParser::new(["csv", "json"]).map(|name| match name.as_str() {
+        "json" => ExportFormat::Json,
+        _ => ExportFormat::Csv,
+    })
+}
+
+fn termination_reason()
+-> impl clap::builder::TypedValueParser<Value = crate::crm::wire::TerminationReason> {
+    use crate::crm::wire::TerminationReason;
+    PossibleValuesParser::new(["customer-request", "fraud", "duplication"]).map(|name| {
+        match name.as_str() {
+            "fraud" => TerminationReason::Fraud,
+            "duplication" => TerminationReason::Duplication,
+            _ => TerminationReason::CustomerRequest,
+        }
+    })
+}
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (try 30s, 5m, 500ms)"))

@@ -15,7 +15,7 @@ use tracing_subscriber::{EnvFilter, Layer, Registry, fmt};
 use crate::output;
 
 /// Log line format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,

@@ -5,6 +5,7 @@
 
 mod crm;
 pub mod file;
+mod mapping;
 mod secret;
 mod webhook;
 
@@ -349,7 +350,7 @@ impl Config {
     fn shared_rules(&self) -> Result<Arc<MappingRules>, ConfigError> {
         match &self.file.mapping {
             Some(m) => Ok(Arc::new(
-                MappingRules::from_config(m).map_err(|(key, reason)| self.invalid(key, reason))?,
+                mapping::rules(m).map_err(|(key, reason)| self.invalid(key, reason))?,
             )),
             None => Ok(Arc::default()),
         }
@@ -455,10 +456,9 @@ impl Config {
             return Err(self.invalid(key("name"), "every store needs a name and a store_id"));
         }
         let mut rules = match &s.mapping {
-            Some(m) => Arc::new(
-                MappingRules::from_config(m)
-                    .map_err(|(k, reason)| self.invalid(key(&k), reason))?,
-            ),
+            Some(m) => {
+                Arc::new(mapping::rules(m).map_err(|(k, reason)| self.invalid(key(&k), reason))?)
+            }
             None => shared,
         };
         if let Some(order) = &s.date_order {

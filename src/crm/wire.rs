@@ -402,7 +402,7 @@ pub struct HeldAccessToken {
 }
 
 /// Why a participant is terminated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TerminationReason {
     CustomerRequest,

@@ -26,7 +26,7 @@ use crate::mapping::MappingRules;
 use encoding::Detected;
 
 /// The formats rrfeed reads.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     #[default]

@@ -15,7 +15,7 @@ use super::outbox::{Outbox, OutboxError, Row};
 use crate::wire::{FIELD_NAMES, Field};
 
 /// The file formats of an export.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
     /// `seq`, `received_at`, then the 25 fields; a field the update did not carry is empty.
