@@ -14,6 +14,8 @@
 //! - **Talking to Rider Rewards:** `api` (the seam the driver calls: `Api`, `CallError`, how an answer
 //!   is sorted; no IO), `client` (its HTTP implementation: proxies, TLS), `driver` (the transaction),
 //!   `signal` (stopping between chunks).
+//! - **One store's run:** `run` (`StoreRun`: lock, ledger entry, snapshot, guards, resume, driver),
+//!   `context` (date, clock and environment, injected).
 //! - **State:** `sqlite` (how every durable file is opened), `ledger` (runs), `lock` (one run per
 //!   store), `prune` (retention).
 //! - **Other destinations and servers:** `crm` (CRM.COM participants), `webhook` (customers' own edits),
@@ -27,6 +29,7 @@ pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod config;
+pub mod context;
 pub mod crm;
 pub mod customer;
 pub mod dates;
@@ -41,6 +44,7 @@ pub mod output;
 pub mod prune;
 pub mod rejects;
 pub mod repeats;
+pub mod run;
 pub mod signal;
 pub mod source;
 pub mod spool;

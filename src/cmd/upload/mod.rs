@@ -2,11 +2,8 @@
 //! another, or `--jobs N` at once, never two of one store — and the summary: one object for a single
 //! store, a table or JSON array for `--all-stores`, whose exit code is the most severe store's.
 
-mod guards;
 mod progress;
-mod store;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -16,41 +13,23 @@ use tracing::info;
 
 use crate::cli::{GlobalArgs, UploadArgs};
 use crate::config::{
-    self, ApiSettings, Config, ConfigError, Destination, Guards, Overrides, RetrySettings,
-    StoreProblem, StoreSettings,
+    self, ApiSettings, Config, ConfigError, Destination, Overrides, StoreProblem, StoreSettings,
 };
 use crate::error::{Exit, RunError};
 use crate::mock::{Mock, MockConfig};
+use crate::run::{self, Flags, Job, Settings, StoreRun, Unready};
 use crate::signal::{self, Stop};
 use crate::source::{Format, InputSpec};
 use crate::summary::{self, RunState, UploadSummary};
 
 use super::{Context, print_result};
 
-/// What the flags ask of every store's run.
-#[derive(Clone, Debug)]
-struct Flags {
-    dry_run: bool,
-    allow_empty: bool,
-    strict: bool,
-    force: bool,
-    resume: bool,
-    wait_lock: Option<Duration>,
-    chunk_size: usize,
-    /// Where to write the rejected values (one store only).
-    rejects: Option<PathBuf>,
-}
-
 /// Settings shared by the stores of one invocation.
 struct Shared {
-    /// `None` for a dry run, which needs no credentials.
-    api: Option<ApiSettings>,
-    retry: RetrySettings,
-    guards: Guards,
-    state_dir: PathBuf,
+    /// What every store's run uses.
+    run: Settings,
     /// How long the ledger keeps runs (`[ledger] keep`); pruned after the stores ran.
     retention: Option<Duration>,
-    flags: Flags,
     /// The embedded mock of `--mock`, kept running for the upload.
     mock: Option<Mock>,
     /// With `--mock`, a state directory of its own, removed at the end: a first try against the demo
@@ -58,25 +37,10 @@ struct Shared {
     _mock_state: Option<tempfile::TempDir>,
 }
 
-/// One store's run to make.
-struct Job {
-    store: StoreSettings,
-    input: InputSpec,
-}
-
 /// A store to run: ready, or failing alone.
 enum Planned {
     Ready(Box<Job>),
     Unready(Unready),
-}
-
-/// A store that cannot run because of its own configuration (its export missing, a wrong setting):
-/// it fails with exit 78 while the other stores of the night run.
-struct Unready {
-    name: String,
-    store_id: String,
-    input: String,
-    error: ConfigError,
 }
 
 pub async fn run(args: &UploadArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
@@ -117,7 +81,7 @@ fn prune_old_runs(shared: &Shared, ctx: &Context) {
     let Some(keep) = shared.retention else {
         return;
     };
-    match crate::prune::prune(&shared.state_dir, keep, (ctx.now)(), false) {
+    match crate::prune::prune(&shared.run.state_dir, keep, (ctx.now)(), false) {
         Ok(done) if done.runs + done.snapshots > 0 => info!(
             runs = done.runs,
             snapshots = done.snapshots,
@@ -141,8 +105,16 @@ async fn run_jobs(
             let stop = stop.clone();
             async move {
                 let summary = match job {
-                    Planned::Ready(job) => store::run(job, shared, ctx, stop).await,
-                    Planned::Unready(unready) => store::unready(unready, shared.flags.dry_run),
+                    Planned::Ready(job) => {
+                        let store_run = StoreRun {
+                            job,
+                            settings: &shared.run,
+                            ctx,
+                            stop,
+                        };
+                        run::run(store_run, &mut progress::Reporter::default()).await
+                    }
+                    Planned::Unready(unready) => run::unready(unready, shared.run.flags.dry_run),
                 };
                 (i, summary)
             }
@@ -192,31 +164,33 @@ async fn resolve_stores(
         chunk_size: usize::from(args.chunk_size),
     };
     let mut shared = Shared {
-        api: None,
-        guards: config.guards()?,
-        state_dir: config.state_dir(&overrides, &ctx.env),
+        run: Settings {
+            api: None,
+            guards: config.guards()?,
+            state_dir: config.state_dir(&overrides, &ctx.env),
+            retry,
+            flags,
+        },
         retention: config.retention()?,
-        retry,
-        flags,
         mock: None,
         _mock_state: None,
     };
     let stores = if args.mock {
-        let (api, store, mock) = embedded_mock(shared.retry.timeout).await?;
+        let (api, store, mock) = embedded_mock(shared.run.retry.timeout).await?;
         let state = tempfile::Builder::new()
             .prefix("rrfeed-mock-")
             .tempdir()
             .map_err(|e| {
                 RunError::Internal(format!("cannot make a state directory for the mock: {e}"))
             })?;
-        shared.state_dir = state.path().to_owned();
+        shared.run.state_dir = state.path().to_owned();
         shared._mock_state = Some(state);
-        shared.api = Some(api);
+        shared.run.api = Some(api);
         shared.mock = Some(mock);
         vec![Ok(store)]
     } else {
         if !args.dry_run {
-            shared.api = Some(config.api(&ctx.env, &overrides, shared.retry.timeout)?);
+            shared.run.api = Some(config.api(&ctx.env, &overrides, shared.run.retry.timeout)?);
         }
         chosen_stores(args, &config, ctx)?
     };

@@ -9,19 +9,21 @@ use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use tracing::info;
 
 use crate::driver::Progress;
+use crate::run::Watch;
 
 const LINE_EVERY: Duration = Duration::from_secs(30);
 
+#[derive(Default)]
 pub(super) struct Reporter {
     bar: Option<ProgressBar>,
     total: u64,
-    last_line: Instant,
+    last_line: Option<Instant>,
 }
 
-impl Reporter {
-    pub(super) fn new(store: &str, total: u64) -> Self {
+impl Watch for Reporter {
+    fn started(&mut self, store: &str, total: u64) {
         let drawn = std::io::stderr().is_terminal() && !crate::output::quiet();
-        let bar = drawn.then(|| {
+        self.bar = drawn.then(|| {
             let bar = ProgressBar::new(total);
             bar.set_style(
                 ProgressStyle::with_template(
@@ -39,20 +41,17 @@ impl Reporter {
             bar.set_prefix(store.to_owned());
             crate::output::add_bar(bar)
         });
-        Self {
-            bar,
-            total,
-            last_line: Instant::now(),
-        }
+        self.total = total;
+        self.last_line = Some(Instant::now());
     }
 
-    pub(super) fn update(&mut self, p: &Progress) {
+    fn update(&mut self, p: &Progress) {
         if let Some(bar) = &self.bar {
             bar.set_position(p.confirmed);
             return;
         }
-        let due =
-            (p.chunks > 0 && p.chunks.is_multiple_of(10)) || self.last_line.elapsed() >= LINE_EVERY;
+        let last = self.last_line.get_or_insert_with(Instant::now);
+        let due = (p.chunks > 0 && p.chunks.is_multiple_of(10)) || last.elapsed() >= LINE_EVERY;
         if due && p.confirmed < self.total {
             info!(
                 confirmed = p.confirmed,
@@ -60,11 +59,11 @@ impl Reporter {
                 chunks = p.chunks,
                 "upload in progress"
             );
-            self.last_line = Instant::now();
+            self.last_line = Some(Instant::now());
         }
     }
 
-    pub(super) fn finish(&mut self) {
+    fn finished(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
             crate::output::remove_bar(&bar);

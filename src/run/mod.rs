@@ -1,60 +1,99 @@
-//! One store's run, as a script: lock the store, open its ledger entry, snapshot the export, apply the
-//! guards, decide whether to resume, run the transaction driver, and record how it ended. The snapshot
-//! is kept only while the run may still be resumed.
+//! One store's run, as library code: lock the store, open its ledger entry, snapshot the export, apply
+//! the guards, decide whether to resume, run the transaction driver, and record how it ended. The
+//! snapshot is kept only while the run may still be resumed. `cmd/upload` only decides which stores to
+//! run and prints; a later shared state backend plugs in under here, behind the ledger's methods that
+//! this module calls (see `guards.rs`).
+
+mod guards;
+mod snapshot;
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use tracing::{Instrument, error, info, info_span, warn};
 
-use super::{Job, Shared, Unready, guards, progress::Reporter};
 use crate::client::{Client, StoreCredentials};
 use crate::config::ConfigError;
-use crate::customer::{Customer, Normalizer};
 use crate::driver::{self, DriverError, Feed, Progress, ResumePoint, RetryPolicy, Session};
 use crate::error::{Exit, RunError};
-use crate::ingest::{self, IngestError, IngestOptions, Ingested, RowSink};
+use crate::ingest::Ingested;
 use crate::ledger::{Checkpoint, Finish, Ledger, NewRun};
 use crate::lock;
-use crate::rejects::Rejects;
 use crate::signal::Stop;
-use crate::source::{InputSpec, Location};
-use crate::spool::{Spool, SpoolWriter};
+use crate::source::InputSpec;
+use crate::spool::Spool;
 use crate::summary::{RunState, UploadSummary};
 use crate::totals;
-use crate::warnings::Issue;
 
-use super::super::Context;
+use crate::config::{ApiSettings, Guards, RetrySettings, StoreSettings};
+use crate::context::Context;
 
-/// The snapshot, and the rejects file when one was asked for.
-struct Snapshot {
-    spool: SpoolWriter,
-    rejects: Option<Rejects>,
+/// What the flags ask of every store's run.
+#[derive(Clone, Debug)]
+pub struct Flags {
+    pub dry_run: bool,
+    pub allow_empty: bool,
+    pub strict: bool,
+    pub force: bool,
+    pub resume: bool,
+    pub wait_lock: Option<std::time::Duration>,
+    pub chunk_size: usize,
+    /// Where to write the rejected values (one store only).
+    pub rejects: Option<PathBuf>,
 }
 
-impl RowSink for Snapshot {
-    fn accept(
-        &mut self,
-        customer: &Customer,
-        at: Location,
-        issues: &[Issue],
-    ) -> std::io::Result<()> {
-        if let Some(rejects) = &mut self.rejects {
-            rejects.accept(customer, at, issues)?;
-        }
-        self.spool.push(customer)
-    }
+/// What the stores of one invocation share.
+pub struct Settings {
+    /// `None` for a dry run, which needs no credentials.
+    pub api: Option<ApiSettings>,
+    pub retry: RetrySettings,
+    pub guards: Guards,
+    pub state_dir: PathBuf,
+    pub flags: Flags,
+}
 
-    fn repeated_id(&mut self, line: u64, first_line: u64, id: &str) -> std::io::Result<()> {
-        match &mut self.rejects {
-            Some(rejects) => rejects.repeated_id(line, first_line, id),
-            None => Ok(()),
-        }
-    }
+/// One store's run to make: the store and the export it uploads.
+pub struct Job {
+    pub store: StoreSettings,
+    pub input: InputSpec,
+}
+
+/// A store that cannot run because of its own configuration (its export missing, a wrong setting):
+/// it fails with exit 78 while the other stores run.
+pub struct Unready {
+    pub name: String,
+    pub store_id: String,
+    pub input: String,
+    pub error: ConfigError,
+}
+
+/// Shows a run's progress; the command line gives each store one (a bar on a terminal, log lines
+/// otherwise).
+pub trait Watch {
+    /// The transaction is about to start with `rows` rows.
+    fn started(&mut self, store: &str, rows: u64);
+    /// A post was confirmed.
+    fn update(&mut self, progress: &Progress);
+    /// The transaction ended, one way or another.
+    fn finished(&mut self);
+}
+
+/// One store's run: what to run, with what, and how its progress is shown.
+pub struct StoreRun<'a> {
+    pub job: &'a Job,
+    pub settings: &'a Settings,
+    pub ctx: &'a Context,
+    pub stop: Stop,
 }
 
 /// Runs one store and returns its summary; never fails (a failure is in the summary).
-pub(super) async fn run(job: &Job, shared: &Shared, ctx: &Context, stop: Stop) -> UploadSummary {
+pub async fn run(store_run: StoreRun<'_>, watch: &mut dyn Watch) -> UploadSummary {
+    let StoreRun {
+        job,
+        settings: shared,
+        ctx,
+        stop,
+    } = store_run;
     let started = Instant::now();
     let mut summary = UploadSummary::new(
         job.store.name.clone(),
@@ -65,7 +104,7 @@ pub(super) async fn run(job: &Job, shared: &Shared, ctx: &Context, stop: Stop) -
     summary.format = Some(job.input.format);
     let mut progress = Progress::default();
     let span = info_span!("store", store = %job.store.name);
-    let result = execute(job, shared, ctx, stop, &mut summary, &mut progress)
+    let result = execute(job, shared, ctx, stop, &mut summary, &mut progress, watch)
         .instrument(span)
         .await;
     summary.finish(result.as_ref().err(), &progress, started.elapsed());
@@ -82,7 +121,7 @@ pub(super) async fn run(job: &Job, shared: &Shared, ctx: &Context, stop: Stop) -
 }
 
 /// The summary of a store that could not run because of its own settings (exit 78).
-pub(super) fn unready(unready: &Unready, dry_run: bool) -> UploadSummary {
+pub fn unready(unready: &Unready, dry_run: bool) -> UploadSummary {
     let mut summary = UploadSummary::new(unready.name.clone(), unready.input.clone(), dry_run);
     summary.store_id = unready.store_id.clone();
     let error = RunError::from(unready.error.clone());
@@ -107,11 +146,12 @@ struct Entry<'a> {
 
 async fn execute(
     job: &Job,
-    shared: &Shared,
+    shared: &Settings,
     ctx: &Context,
     stop: Stop,
     summary: &mut UploadSummary,
     progress: &mut Progress,
+    watch: &mut dyn Watch,
 ) -> Result<(), RunError> {
     if shared.flags.dry_run {
         return dry_run(job, shared, ctx, summary).await;
@@ -149,8 +189,9 @@ async fn execute(
         shared,
         ctx,
         credentials: &credentials,
+        watch,
     };
-    let result = upload(&run, stop, summary, progress, &entry).await;
+    let result = upload(run, stop, summary, progress, &entry).await;
     let exit = result.as_ref().err().map_or(Exit::Success, RunError::exit);
     let error = result.as_ref().err().map(ToString::to_string);
     entry.ledger.finish(
@@ -166,27 +207,26 @@ async fn execute(
     result
 }
 
-/// What one store's run works with.
+/// What one store's run works with once its ledger entry exists.
 struct Run<'a> {
     job: &'a Job,
-    shared: &'a Shared,
+    shared: &'a Settings,
     ctx: &'a Context,
     credentials: &'a StoreCredentials,
+    watch: &'a mut dyn Watch,
 }
 
 /// Everything after the ledger entry exists: snapshot, guards, resume, transaction.
 async fn upload(
-    run: &Run<'_>,
+    run: Run<'_>,
     stop: Stop,
     summary: &mut UploadSummary,
     progress: &mut Progress,
     entry: &Entry<'_>,
 ) -> Result<(), RunError> {
-    let Run {
-        job, shared, ctx, ..
-    } = *run;
+    let (job, shared, ctx) = (run.job, run.shared, run.ctx);
     let spool_path = spool_dir(shared).join(format!("run-{}.ndjson", entry.id));
-    let (ingested, mut spool) = snapshot(job, ctx, shared, spool_path).await?;
+    let (ingested, mut spool) = snapshot::snapshot(job, ctx, shared, spool_path).await?;
     note_snapshot(summary, &ingested, &spool);
     entry.ledger.snapshot(
         entry.id,
@@ -235,7 +275,7 @@ fn may_resume(result: &Result<(), RunError>, progress: &Progress) -> bool {
 }
 
 async fn transact(
-    run: &Run<'_>,
+    run: Run<'_>,
     stop: Stop,
     spool: &Spool,
     resume: Option<ResumePoint>,
@@ -243,10 +283,14 @@ async fn transact(
     entry: &Entry<'_>,
 ) -> Result<(), RunError> {
     let Run {
-        job, shared, ctx, ..
-    } = *run;
+        job,
+        shared,
+        ctx,
+        credentials,
+        watch,
+    } = run;
     let api = shared.api.as_ref().expect("a real run has API settings");
-    let client = Client::new(api, Some(run.credentials.clone()))
+    let client = Client::new(api, Some(credentials.clone()))
         .map_err(|e| ConfigError::invalid("ca_cert", e.to_string()))?;
     let feed = Feed {
         rr_store_id: &job.store.store_id,
@@ -260,7 +304,7 @@ async fn transact(
         base_delay: shared.retry.delay,
         ..RetryPolicy::default()
     };
-    let mut reporter = Reporter::new(&job.store.name, spool.rows());
+    watch.started(&job.store.name, spool.rows());
     let mut on_progress = |p: &Progress| {
         let checkpoint = Checkpoint {
             transactionid: p.transactionid.as_deref(),
@@ -276,7 +320,7 @@ async fn transact(
         {
             warn!("cannot record progress in the ledger: {e}");
         }
-        reporter.update(p);
+        watch.update(p);
     };
     let mut new_id = || uuid::Uuid::new_v4().to_string();
     let mut session = Session {
@@ -287,11 +331,11 @@ async fn transact(
     };
     let result = driver::upload(&client, &feed, &mut session, resume, progress).await;
     drop(session);
-    reporter.finish();
+    watch.finished();
     Ok(result?)
 }
 
-fn spool_dir(shared: &Shared) -> PathBuf {
+fn spool_dir(shared: &Settings) -> PathBuf {
     shared.state_dir.join("spool")
 }
 
@@ -305,12 +349,12 @@ fn note_snapshot(summary: &mut UploadSummary, ingested: &Ingested, spool: &Spool
 /// A dry run: the snapshot and the guards, with no lock, no ledger entry and no call.
 async fn dry_run(
     job: &Job,
-    shared: &Shared,
+    shared: &Settings,
     ctx: &Context,
     summary: &mut UploadSummary,
 ) -> Result<(), RunError> {
     let path = spool_dir(shared).join(format!("dry-run-{}.ndjson", uuid::Uuid::new_v4()));
-    let (ingested, spool) = snapshot(job, ctx, shared, path).await?;
+    let (ingested, spool) = snapshot::snapshot(job, ctx, shared, path).await?;
     note_snapshot(summary, &ingested, &spool);
     summary.chunks = Some(totals::chunks(spool.rows(), shared.flags.chunk_size).count());
     if spool.rows() == 0 && !shared.flags.allow_empty {
@@ -326,73 +370,4 @@ async fn dry_run(
         )?;
     }
     Ok(())
-}
-
-/// Reads and validates the whole input into a snapshot, on a blocking thread.
-async fn snapshot(
-    job: &Job,
-    ctx: &Context,
-    shared: &Shared,
-    path: PathBuf,
-) -> Result<(Ingested, Spool), RunError> {
-    let spec: InputSpec = job.input.clone();
-    let rejects_path = shared.flags.rejects.clone();
-    let options = IngestOptions {
-        strict: shared.flags.strict,
-        normalizer: Normalizer::with_rules(ctx.today, job.store.rules.clone()),
-    };
-    // A blocking thread does not inherit the store's span: carry it, so that these lines name the store.
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
-        let _in_store = span.enter();
-        let unwritable = |e: std::io::Error| {
-            ConfigError::invalid(
-                "RRFEED_STATE_DIR",
-                format!("cannot write a snapshot at {}: {e}", path.display()),
-            )
-        };
-        let rejects = match &rejects_path {
-            Some(p) => Some(Rejects::create(p).map_err(|e| {
-                ConfigError::invalid("--rejects", format!("cannot write {}: {e}", p.display()))
-            })?),
-            None => None,
-        };
-        let mut writer = Snapshot {
-            spool: SpoolWriter::create(&path).map_err(unwritable)?,
-            rejects,
-        };
-        let ingested = ingest::ingest(&spec, options, &mut writer);
-        if let Some(rejects) = &mut writer.rejects {
-            rejects.flush().map_err(|e| {
-                ConfigError::invalid("--rejects", format!("cannot write the rejects file: {e}"))
-            })?;
-        }
-        let writer = writer.spool;
-        let ingested = match ingested {
-            Ok(i) => i,
-            Err(e) => {
-                drop(writer);
-                let _ = std::fs::remove_file(&path);
-                return Err(match e {
-                    IngestError::Input(e) => e.into(),
-                    // A full disk or a read-only state dir: the operator's to fix (exit 78).
-                    IngestError::Storage { what, source } => ConfigError::invalid(
-                        "RRFEED_STATE_DIR",
-                        format!("cannot {what} at {}: {source}", path.display()),
-                    )
-                    .into(),
-                });
-            }
-        };
-        let spool = writer.finish().map_err(unwritable)?;
-        info!(
-            rows = spool.rows(),
-            encoding = ingested.source.encoding.name(),
-            warnings = ingested.warnings.total(),
-            "input read and validated"
-        );
-        Ok((ingested, spool))
-    })
-    .await
-    .map_err(|e| RunError::Internal(format!("the reading thread failed: {e}")))?
 }
