@@ -6,8 +6,13 @@
 
 pub mod crm;
 pub mod faults;
+mod inject;
+mod inspect;
 pub mod state;
 mod webhook;
+
+use inject::{distort_upload, fault_answer, with_message};
+use inspect::{inspect_calls, inspect_crm, inspect_customers, inspect_stores};
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,7 +21,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -27,7 +32,7 @@ use tokio::time::Instant;
 use crate::crm::wire::Method as CrmMethod;
 use crate::wire::{self, Endpoint, Envelope, UploadResults, header as h};
 use crm::{CrmAccount, CrmState};
-use faults::{Actions, BadBody, FaultPlan};
+use faults::{Actions, FaultPlan};
 use state::{Accounts, Creds, MockState, MockStore, Refusal, StoreData};
 pub use webhook::WebhookTarget;
 
@@ -449,71 +454,6 @@ fn answer(status: u16, body: Vec<u8>) -> Handled {
     }
 }
 
-/// The answer to a call that a fault answers without processing, and a word for the log.
-/// An upload answer with the totals or the transaction id the fault plan asks to get wrong.
-fn distort_upload(mut r: UploadResults, actions: &Actions) -> UploadResults {
-    let skewed = |count: &mut wire::Count, by: Option<i64>| {
-        if let Some(by) = by {
-            count.0 = count.0.saturating_add_signed(by);
-        }
-    };
-    skewed(&mut r.runningtotal, actions.running_total_skew);
-    skewed(&mut r.expectedtotal, actions.expected_total_skew);
-    if let Some(id) = &actions.transactionid {
-        r.transactionid = wire::Text(id.clone());
-    }
-    r
-}
-
-/// A processed answer with its `results.message` replaced.
-fn with_message(body: &[u8], message: &str) -> Vec<u8> {
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(mut value) if value["results"].is_object() => {
-            value["results"]["message"] = serde_json::Value::String(message.to_owned());
-            to_json(&value)
-        }
-        _ => body.to_vec(),
-    }
-}
-
-fn fault_answer(actions: &Actions) -> (Handled, String) {
-    if actions.drop {
-        let mut handled = answer(0, Vec::new());
-        handled.drop = true;
-        return (handled, "drop".into());
-    }
-    if let Some(status) = actions.status {
-        let mut handled = answer(
-            status,
-            wire::error_body(&format!("Injected fault: HTTP {status}")),
-        );
-        handled.retry_after = actions.retry_after;
-        return (handled, format!("status {status}"));
-    }
-    if let Some(text) = &actions.error {
-        return (
-            answer(200, wire::error_body(text)),
-            format!("error {text:?}"),
-        );
-    }
-    let (body, content_type, what) = match actions.body.unwrap_or(BadBody::Garbage) {
-        BadBody::Html => (
-            b"<html><body><h1>502 Bad Gateway</h1></body></html>".to_vec(),
-            "text/html",
-            "html body",
-        ),
-        BadBody::Garbage => (
-            b"{\"results\": {\"mess".to_vec(),
-            "application/json",
-            "garbage body",
-        ),
-        BadBody::Empty => (Vec::new(), "application/json", "empty body"),
-    };
-    let mut handled = answer(200, body);
-    handled.content_type = content_type;
-    (handled, what.into())
-}
-
 async fn into_response(handled: Handled) -> Response {
     if handled.drop {
         // Headers go out, then the body fails: hyper closes the connection mid-answer.
@@ -539,60 +479,6 @@ async fn into_response(handled: Handled) -> Response {
         );
     }
     response
-}
-
-#[derive(Serialize)]
-struct StoreView {
-    #[serde(rename = "RRStoreID")]
-    store_id: String,
-    name: String,
-    customers: usize,
-    imports: u64,
-    last_import: Option<String>,
-}
-
-async fn inspect_stores(State(mock): State<Mock>) -> Response {
-    let state = mock.state();
-    let views: Vec<StoreView> = state
-        .accounts()
-        .stores
-        .iter()
-        .map(|s| {
-            let data = state.store(&s.store_id);
-            StoreView {
-                store_id: s.store_id.clone(),
-                name: s.name.clone(),
-                customers: data.map_or(0, |d| d.len()),
-                imports: data.map_or(0, |d| d.imports),
-                last_import: data.and_then(|d| d.last_import.clone()),
-            }
-        })
-        .collect();
-    axum::Json(views).into_response()
-}
-
-async fn inspect_customers(State(mock): State<Mock>, Path(id): Path<String>) -> Response {
-    match mock.store(&id) {
-        Some(data) => axum::Json(data.customers()).into_response(),
-        None => (StatusCode::NOT_FOUND, format!("no store {id}")).into_response(),
-    }
-}
-
-/// What the CRM.COM side holds, and how many writes and token releases it saw.
-async fn inspect_crm(State(mock): State<Mock>) -> Response {
-    let crm = mock.crm();
-    axum::Json(serde_json::json!({
-        "participants": crm.participants.values().collect::<Vec<_>>(),
-        "accounts_receivable": crm.accounts.values().collect::<Vec<_>>(),
-        "writes": crm.writes,
-        "released_tokens": crm.released,
-        "live_tokens": crm.live_tokens(),
-    }))
-    .into_response()
-}
-
-async fn inspect_calls(State(mock): State<Mock>) -> Response {
-    axum::Json(mock.calls()).into_response()
 }
 
 #[cfg(test)]
