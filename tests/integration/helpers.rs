@@ -91,6 +91,30 @@ impl MockServer {
     }
 }
 
+/// A test cannot pass while the mock refused a request it could not read: rrfeed must only ever send
+/// well-formed requests, whatever the test is about.
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let unreadable: Vec<String> = self
+            .calls()
+            .into_iter()
+            .filter(|c| {
+                ["Malformed request body", "of the post:", "totalrowssent is"]
+                    .iter()
+                    .any(|text| c.outcome.contains(text))
+            })
+            .map(|c| format!("{} #{}: {}", c.endpoint, c.call, c.outcome))
+            .collect();
+        assert!(
+            unreadable.is_empty(),
+            "the mock could not read requests: {unreadable:?}"
+        );
+    }
+}
+
 async fn capture(
     axum::extract::State(requests): axum::extract::State<Arc<Mutex<Vec<RawRequest>>>>,
     request: axum::extract::Request,
