@@ -1,11 +1,13 @@
 //! One store's run, as library code: lock the store, open its ledger entry, snapshot the export, apply
 //! the guards, decide whether to resume, run the transaction driver, and record how it ended. The
 //! snapshot is kept only while the run may still be resumed. `cmd/upload` only decides which stores to
-//! run and prints; a later shared state backend plugs in under here, behind the ledger's methods that
-//! this module calls (see `guards.rs`).
+//! run and prints; a later shared state backend plugs in under here, behind [`RunLedger`].
 
 mod guards;
+mod ledger;
 mod snapshot;
+
+pub use ledger::RunLedger;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -140,7 +142,7 @@ pub fn unready(unready: &Unready, dry_run: bool) -> UploadSummary {
 
 /// The ledger entry of a run, finished whatever happens.
 struct Entry<'a> {
-    ledger: &'a Ledger,
+    ledger: &'a dyn RunLedger,
     id: i64,
 }
 
