@@ -95,16 +95,7 @@ async fn terminate(args: &crate::cli::CrmTerminateArgs, client: &CrmClient) -> E
     let old = Identifier::number(&args.number);
     let cards = match transfer {
         true => match client.show(&old).await {
-            Ok(held) => held
-                .access_tokens_set
-                .iter()
-                .filter(|t| {
-                    t.life_cycle_state
-                        .as_deref()
-                        .is_none_or(|s| !s.eq_ignore_ascii_case("TERMINATED"))
-                })
-                .filter_map(|t| t.authentication_code.clone())
-                .collect(),
+            Ok(held) => held.cards().map(str::to_owned).collect(),
             Err(e) => return fail_call("terminate", &e),
         },
         false => Vec::new(),

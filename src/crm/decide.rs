@@ -69,16 +69,7 @@ pub fn token_changes(
     let Some(field) = settings.access_token_field else {
         return Vec::new();
     };
-    let held: Vec<&str> = participant
-        .access_tokens_set
-        .iter()
-        .filter(|t| {
-            t.life_cycle_state
-                .as_deref()
-                .is_none_or(|s| !s.eq_ignore_ascii_case("TERMINATED"))
-        })
-        .filter_map(|t| t.authentication_code.as_deref())
-        .collect();
+    let held: Vec<&str> = participant.cards().collect();
     let wanted = customer.get(field);
     let previous = settings
         .udf

@@ -469,6 +469,18 @@ pub struct Participant {
 }
 
 impl Participant {
+    /// The codes of the participant's cards (access tokens) that are not terminated.
+    pub fn cards(&self) -> impl Iterator<Item = &str> {
+        self.access_tokens_set
+            .iter()
+            .filter(|t| {
+                t.life_cycle_state
+                    .as_deref()
+                    .is_none_or(|s| !s.eq_ignore_ascii_case("TERMINATED"))
+            })
+            .filter_map(|t| t.authentication_code.as_deref())
+    }
+
     /// `udf_string_n` (1 to 8).
     pub fn udf_string(&self, n: u8) -> Option<&str> {
         match n {
