@@ -22,34 +22,37 @@
 //!   `mock` (the bundled Rider Rewards and CRM.COM server).
 //! - **The program:** `config` (settings and secrets), `cli` (arguments), `cmd` (one module per
 //!   command), `app` (dispatch), `telemetry` (logging), `output` (stdout, stderr and `--quiet`).
+//!
+//! The public modules are what the binary, the benchmarks, the examples and the integration tests use;
+//! the rest is `pub(crate)`.
 
 pub mod api;
 pub mod app;
 pub mod cli;
 pub mod client;
-pub mod cmd;
+pub(crate) mod cmd;
 pub mod config;
-pub mod context;
+pub(crate) mod context;
 pub mod crm;
 pub mod customer;
-pub mod dates;
-pub mod driver;
+pub(crate) mod dates;
+pub(crate) mod driver;
 pub mod error;
 pub mod ingest;
-pub mod ledger;
-pub mod lock;
-pub mod mapping;
+pub(crate) mod ledger;
+pub(crate) mod lock;
+pub(crate) mod mapping;
 pub mod mock;
 pub mod output;
-pub mod prune;
-pub mod rejects;
-pub mod repeats;
-pub mod run;
-pub mod signal;
+pub(crate) mod prune;
+pub(crate) mod rejects;
+pub(crate) mod repeats;
+pub(crate) mod run;
+pub(crate) mod signal;
 pub mod source;
-pub mod spool;
-pub mod sqlite;
-pub mod summary;
+pub(crate) mod spool;
+pub(crate) mod sqlite;
+pub(crate) mod summary;
 pub mod telemetry;
 pub mod totals;
 pub mod warnings;

@@ -262,6 +262,7 @@ impl KeyMapper {
         }
     }
 
+    #[cfg(test)]
     pub fn target(&mut self, key: &str) -> Target {
         self.key(key).target
     }

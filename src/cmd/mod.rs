@@ -17,7 +17,7 @@ use crate::cli::InputArgs;
 use crate::mapping::MappingRules;
 use crate::source::{Format, InputSpec};
 
-pub use crate::context::{Context, EnvFn};
+pub use crate::context::Context;
 
 /// The input to read: `-` is stdin; the format comes from the flag, else the extension.
 pub fn input_spec(file: &Path, args: &InputArgs) -> InputSpec {

@@ -171,7 +171,8 @@ async fn execute(
         &started_at,
     )
     .await?;
-    let ledger = Ledger::open(&shared.state_dir)?;
+    let opened = Ledger::open(&shared.state_dir)?;
+    let ledger: &dyn RunLedger = &opened;
     let id = ledger.start(&NewRun {
         store: &job.store.name,
         store_id: &job.store.store_id,
@@ -181,10 +182,7 @@ async fn execute(
     })?;
     ledger.mark_crashed(&job.store.store_id, id, &started_at)?;
     summary.run_id = Some(id);
-    let entry = Entry {
-        ledger: &ledger,
-        id,
-    };
+    let entry = Entry { ledger, id };
     let started = Instant::now();
     let run = Run {
         job,
