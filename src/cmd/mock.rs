@@ -9,7 +9,7 @@ use crate::cli::MockArgs;
 use crate::config::env;
 use crate::error::Exit;
 use crate::mock::faults::FaultPlan;
-use crate::mock::{CRM_PREFIX, INSPECT_PREFIX, Mock, MockConfig, WebhookTarget};
+use crate::mock::{CRM_PREFIX, MOCK_ROUTES, Mock, MockConfig, WebhookTarget};
 use secrecy::SecretString;
 
 use super::Context;
@@ -132,7 +132,7 @@ fn print_banner(url: &str, config: &MockConfig, overridden: bool) {
     }
     let _ = writeln!(
         out,
-        "inspect: {url}{INSPECT_PREFIX}/stores  {url}{INSPECT_PREFIX}/calls"
+        "inspect: {url}{MOCK_ROUTES}/stores  {url}{MOCK_ROUTES}/calls"
     );
     let _ = out.flush();
 }

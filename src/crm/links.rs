@@ -266,20 +266,7 @@ impl Links {
         accounts_receivable: Option<&str>,
         now: Timestamp,
     ) -> Result<(), LinkError> {
-        if let Some(Link::Terminated {
-            participant: old,
-            at,
-        }) = self.get(partner_customer_id)?
-            && old != participant
-        {
-            let [url, organisation, store, id] = self.key(partner_customer_id);
-            self.conn
-                .execute(
-                    "INSERT INTO crm_link_history VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![url, organisation, store, id, old, at, now.to_string()],
-                )
-                .map_err(|e| self.err(e))?;
-        }
+        self.retire_terminated(partner_customer_id, Some(participant), now)?;
         self.put(
             partner_customer_id,
             Some(participant),
@@ -297,24 +284,40 @@ impl Links {
         partner_customer_id: &str,
         now: Timestamp,
     ) -> Result<(), LinkError> {
-        let previous = match self.get(partner_customer_id)? {
-            Some(Link::Terminated { participant, .. }) => Some(participant),
-            _ => None,
-        };
-        if let Some(old) = previous {
-            // Keep the terminated participant in the history before its row changes state.
-            let [url, organisation, store, id] = self.key(partner_customer_id);
-            self.conn
-                .execute(
-                    "INSERT INTO crm_link_history SELECT crm_url, organisation, store, \
-                     partner_customer_id, participant_number, updated_at, ?5 \
-                     FROM crm_participant_links WHERE crm_url = ?1 AND organisation = ?2 \
-                     AND store = ?3 AND partner_customer_id = ?4 AND participant_number = ?6",
-                    params![url, organisation, store, id, now.to_string(), old],
-                )
-                .map_err(|e| self.err(e))?;
-        }
+        self.retire_terminated(partner_customer_id, None, now)?;
         self.put(partner_customer_id, None, None, "in_flight", None, now)
+    }
+
+    /// Moves the customer's terminated participant, if it has one other than `keep`, to the history
+    /// before its row changes state.
+    fn retire_terminated(
+        &self,
+        partner_customer_id: &str,
+        keep: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), LinkError> {
+        let Some(Link::Terminated { participant, at }) = self.get(partner_customer_id)? else {
+            return Ok(());
+        };
+        if keep == Some(participant.as_str()) {
+            return Ok(());
+        }
+        let [url, organisation, store, id] = self.key(partner_customer_id);
+        self.conn
+            .execute(
+                "INSERT INTO crm_link_history VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    url,
+                    organisation,
+                    store,
+                    id,
+                    participant,
+                    at,
+                    now.to_string()
+                ],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
     }
 
     /// A create that was refused outright: nothing was created, so the in-flight mark goes.

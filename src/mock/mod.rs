@@ -40,7 +40,7 @@ pub use webhook::WebhookTarget;
 pub const CRM_PREFIX: &str = "/crmapi/rest/v2";
 
 /// Where the inspection endpoints live, apart from the vendor's paths.
-pub const INSPECT_PREFIX: &str = "/_mock";
+pub const MOCK_ROUTES: &str = "/_mock";
 
 /// What a mock serves.
 #[derive(Clone, Debug)]
@@ -394,15 +394,15 @@ impl Mock {
             };
         }
         router
-            .route(&format!("{INSPECT_PREFIX}/stores"), get(inspect_stores))
+            .route(&format!("{MOCK_ROUTES}/stores"), get(inspect_stores))
             .route(
-                &format!("{INSPECT_PREFIX}/stores/{{id}}/customers"),
+                &format!("{MOCK_ROUTES}/stores/{{id}}/customers"),
                 get(inspect_customers),
             )
-            .route(&format!("{INSPECT_PREFIX}/calls"), get(inspect_calls))
-            .route(&format!("{INSPECT_PREFIX}/crm"), get(inspect_crm))
+            .route(&format!("{MOCK_ROUTES}/calls"), get(inspect_calls))
+            .route(&format!("{MOCK_ROUTES}/crm"), get(inspect_crm))
             .route(
-                &format!("{INSPECT_PREFIX}/stores/{{id}}/customers/{{customer}}/edit"),
+                &format!("{MOCK_ROUTES}/stores/{{id}}/customers/{{customer}}/edit"),
                 post(webhook::edit_customer),
             )
             .layer(DefaultBodyLimit::max(64 << 20))
