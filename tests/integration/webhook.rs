@@ -22,12 +22,8 @@ struct Receiver {
 
 impl Receiver {
     fn start(state: &Path, extra: &[&str]) -> Self {
-        Self::start_at(state, "127.0.0.1:0", extra)
-    }
-
-    fn start_at(state: &Path, listen: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(assert_cmd::cargo::cargo_bin!("rrfeed"))
-            .args(["webhook", "serve", "--listen", listen])
+            .args(["webhook", "serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .env_clear()
             .env("RRFEED_WEBHOOK_SECRET", SECRET)
@@ -258,12 +254,22 @@ fn a_repeated_update_is_stored_once() {
 
 /// Sends `count` updates of distinct customers, `concurrency` at a time; returns the ids acknowledged
 /// with 200 and how many requests failed (refused or cut off).
-async fn load(url: &str, count: usize, concurrency: usize) -> (BTreeSet<String>, usize) {
-    let client = reqwest::Client::new();
+/// Where the load sends: the test may point it at a restarted receiver while it runs.
+type Target = Arc<std::sync::RwLock<String>>;
+
+/// Sends `count` updates over `concurrency` connections; returns the acknowledged ids and the failures.
+/// Every request has a timeout, so a receiver that never answers fails a request instead of the test
+/// waiting forever.
+async fn load(target: Target, count: usize, concurrency: usize) -> (BTreeSet<String>, usize) {
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (client, next, url) = (client.clone(), next.clone(), url.to_owned());
+            let (client, next, target) = (client.clone(), next.clone(), target.clone());
             tokio::spawn(async move {
                 let (mut acked, mut failed) = (BTreeSet::new(), 0);
                 loop {
@@ -272,6 +278,7 @@ async fn load(url: &str, count: usize, concurrency: usize) -> (BTreeSet<String>,
                         return (acked, failed);
                     }
                     let id = format!("L{i:05}");
+                    let url = target.read().unwrap().clone();
                     let sent = client
                         .post(&url)
                         .header("Content-Type", "application/json")
@@ -282,7 +289,12 @@ async fn load(url: &str, count: usize, concurrency: usize) -> (BTreeSet<String>,
                         Ok(r) if r.status() == 200 => {
                             acked.insert(id);
                         }
-                        _ => failed += 1,
+                        Ok(_) => failed += 1,
+                        Err(_) => {
+                            // Nobody listening: pause so the ids are not all spent before a restart.
+                            failed += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        }
                     }
                 }
             })
@@ -295,6 +307,26 @@ async fn load(url: &str, count: usize, concurrency: usize) -> (BTreeSet<String>,
         failed += f;
     }
     (acked, failed)
+}
+
+fn target(url: String) -> Target {
+    Arc::new(std::sync::RwLock::new(url))
+}
+
+/// Waits until the receiver has stored `n` updates, or fails the test after a minute.
+fn wait_for_stored(state: &Path, n: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let stored = status(state)["updates"].as_i64().unwrap();
+        if stored >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {stored} of {n} updates stored after a minute"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 fn ids_in_outbox(state: &Path) -> BTreeSet<String> {
@@ -312,7 +344,7 @@ fn ids_in_outbox(state: &Path) -> BTreeSet<String> {
 #[test]
 fn two_thousand_updates_at_concurrency_32_are_each_stored_exactly_once() {
     let (state, _receiver, url) = fresh_receiver();
-    let (acked, failed) = runtime().block_on(load(&url, 2000, 32));
+    let (acked, failed) = runtime().block_on(load(target(url), 2000, 32));
     eprintln!(
         "load: 2000 sent, {} acknowledged, {failed} failed",
         acked.len()
@@ -330,15 +362,9 @@ fn every_acknowledged_update_survives_a_kill_9_under_load() {
     let mut receiver = Receiver::start(state.path(), &[]);
     let url = format!("{}/{SECRET}", receiver.url);
     let rt = runtime();
-    let sending = rt.spawn(async move { load(&url, 20_000, 32).await });
+    let sending = rt.spawn(load(target(url), 20_000, 32));
     // Kill it while requests are in flight.
-    loop {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let stored = status(state.path())["updates"].as_i64().unwrap();
-        if stored >= 500 {
-            break;
-        }
-    }
+    wait_for_stored(state.path(), 500);
     receiver.kill_9();
     let (acked, failed) = rt.block_on(sending).unwrap();
     // Restarting opens the outbox as a new run of the receiver would.
@@ -664,24 +690,17 @@ fn a_client_that_trickles_its_headers_is_cut_off() {
 #[test]
 fn nothing_acknowledged_is_lost_under_load_across_a_kill_and_a_restart() {
     let state = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut receiver = Receiver::start_at(state.path(), &listen, &[]);
-    let url = format!("{}/{SECRET}", receiver.url);
+    let mut receiver = Receiver::start(state.path(), &[]);
+    // The restarted receiver listens on a port of its own (reusing the old one races with every other
+    // socket on the machine); the load follows it as a load balancer would.
+    let sending_to = target(format!("{}/{SECRET}", receiver.url));
     let rt = runtime();
-    let sending = rt.spawn(async move { load(&url, 6_000, 32).await });
-    let stored = || status(state.path())["updates"].as_i64().unwrap();
-    while stored() < 300 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let sending = rt.spawn(load(sending_to.clone(), 6_000, 32));
+    wait_for_stored(state.path(), 300);
     receiver.kill_9();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let before = stored();
-    let restarted = Receiver::start_at(state.path(), &listen, &[]);
+    let before = status(state.path())["updates"].as_i64().unwrap();
+    let restarted = Receiver::start(state.path(), &[]);
+    *sending_to.write().unwrap() = format!("{}/{SECRET}", restarted.url);
     let (acked, failed) = rt.block_on(sending).unwrap();
     let in_outbox = ids_in_outbox(state.path());
     drop(restarted);
