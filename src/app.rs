@@ -27,6 +27,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Mock(args) => runtime.block_on(cmd::mock::run(args, &ctx)),
         Command::Stores(args) => runtime.block_on(cmd::stores::run(args, global, &ctx)),
         Command::History(args) => cmd::history::run(args, global, &ctx),
+        Command::Status(args) => cmd::status::run(args, global, &ctx),
         Command::Prune(args) => cmd::prune::run(args, global, &ctx),
         Command::Config(ConfigCommand::Check(args)) => cmd::config_check::run(args, global, &ctx),
         Command::Crm(command) => runtime.block_on(cmd::crm::run(command, global, &ctx)),

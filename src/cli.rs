@@ -102,6 +102,9 @@ pub enum Command {
     Stores(StoresArgs),
     /// Show past runs from the ledger
     History(HistoryArgs),
+    /// Is every store well? Each store's last run and last success; exit 0 when every last run
+    /// succeeded within --max-age, else 3 (a Nagios/Icinga/Zabbix check)
+    Status(StatusArgs),
     /// Forget old runs and remove old snapshots (never a store's newest run or newest success)
     Prune(PruneArgs),
     /// Check the configuration
@@ -185,6 +188,9 @@ pub struct CrmSyncArgs {
     /// Make the links an older rrfeed left (which did not record their store) this store's
     #[arg(long, requires = "store")]
     pub adopt_links: bool,
+    /// Send no monitoring ping ([monitor] ping_url, the store's ping_url, RRFEED_PING_URL)
+    #[arg(long)]
+    pub no_ping: bool,
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,
@@ -301,6 +307,15 @@ pub struct WebhookServeArgs {
     /// How long a client may take to send its request [default: 30s]
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub request_timeout: Option<Duration>,
+    /// Serve the receiver's Prometheus metrics on this address at GET /metrics (e.g. 127.0.0.1:9464)
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// How often to ping [webhook] ping_url while healthy
+    #[arg(long, value_parser = parse_duration, default_value = "5m", value_name = "DURATION")]
+    pub ping_every: Duration,
+    /// Send no monitoring ping
+    #[arg(long)]
+    pub no_ping: bool,
 }
 
 const WEBHOOK_SERVE_HELP: &str = "\
@@ -367,6 +382,16 @@ pub struct HistoryArgs {
     /// How many runs, newest first
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A store whose last success is older than this is stale
+    #[arg(long, value_parser = parse_duration, default_value = "26h", value_name = "AGE")]
+    pub max_age: Duration,
+    /// Print one JSON object: {"ok": bool, "stores": [...]}
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A run's state in the ledger, for `history --state`.
@@ -479,6 +504,10 @@ pub struct UploadArgs {
     /// Print the result as one JSON object on stdout (an array with --all-stores)
     #[arg(long)]
     pub json: bool,
+    /// Send no monitoring ping ([monitor] ping_url, a store's ping_url, RRFEED_PING_URL), as for a
+    /// manual run
+    #[arg(long)]
+    pub no_ping: bool,
     /// Upload to an in-process mock server on a free local port, with its demo store (its ledger and
     /// snapshot go to a temporary directory)
     #[arg(long, conflicts_with_all = ["store", "all_stores"])]

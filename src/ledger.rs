@@ -42,10 +42,24 @@ CREATE TABLE IF NOT EXISTS runs (
     begun_at TEXT,
     finished_at TEXT,
     duration_ms INTEGER,
-    resumed_from INTEGER
+    resumed_from INTEGER,
+    warnings INTEGER,
+    destination TEXT NOT NULL DEFAULT 'riderrewards'
 );
 CREATE INDEX IF NOT EXISTS runs_by_store ON runs (store_id, id);
 ";
+
+/// Columns added after the first release, with their definitions: a ledger written by an older rrfeed
+/// gains them when opened.
+const ADDED_COLUMNS: [(&str, &str); 2] = [
+    ("warnings", "INTEGER"),
+    ("destination", "TEXT NOT NULL DEFAULT 'riderrewards'"),
+];
+
+/// Where a run's customers went: the `destination` of its store.
+pub const RIDER_REWARDS: &str = "riderrewards";
+/// A `crm sync` run.
+pub const CRM: &str = "crm";
 
 /// Why the ledger could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +108,21 @@ pub struct RunRecord {
     pub finished_at: Option<String>,
     pub duration_ms: Option<u64>,
     pub resumed_from: Option<i64>,
+    /// Warnings counted while reading the export (each occurrence), once the run finished.
+    pub warnings: Option<u64>,
+    /// [`RIDER_REWARDS`] or [`CRM`].
+    pub destination: String,
+}
+
+/// One store as the ledger knows it.
+#[derive(Clone, Debug)]
+pub struct StoreOverview {
+    /// Its latest finished run.
+    pub last: RunRecord,
+    /// Its latest successful run.
+    pub last_success: Option<RunRecord>,
+    /// How many finished runs it has in each state.
+    pub runs_by_state: Vec<(String, u64)>,
 }
 
 /// What is known when a run starts.
@@ -101,6 +130,8 @@ pub struct RunRecord {
 pub struct NewRun<'a> {
     pub store: &'a str,
     pub store_id: &'a str,
+    /// [`RIDER_REWARDS`] or [`CRM`].
+    pub destination: &'a str,
     pub feed: &'a str,
     pub input: &'a str,
     pub started_at: &'a str,
@@ -130,6 +161,10 @@ pub struct Finish<'a> {
     pub error: Option<&'a str>,
     pub finished_at: &'a str,
     pub duration: Duration,
+    /// Warnings counted while reading the export.
+    pub warnings: u64,
+    /// Rows read, when the run did not record a snapshot (a CRM.COM sync, a run refused early).
+    pub rows: Option<u64>,
 }
 
 /// An open ledger.
@@ -154,6 +189,7 @@ impl Ledger {
         })?;
         let conn = crate::sqlite::connect(&path).map_err(fail)?;
         conn.execute_batch(SCHEMA).map_err(fail)?;
+        add_missing_columns(&conn).map_err(fail)?;
         Ok(Self { conn, path })
     }
 
@@ -168,8 +204,8 @@ impl Ledger {
     pub fn start(&self, run: &NewRun) -> Result<i64, LedgerError> {
         self.conn
             .execute(
-                "INSERT INTO runs (store, store_id, feed, input, state, pid, started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO runs (store, store_id, feed, input, state, pid, started_at, destination)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     run.store,
                     run.store_id,
@@ -177,7 +213,8 @@ impl Ledger {
                     run.input,
                     RUNNING,
                     std::process::id(),
-                    run.started_at
+                    run.started_at,
+                    run.destination
                 ],
             )
             .map_err(|e| self.fail(e))?;
@@ -240,14 +277,16 @@ impl Ledger {
         self.conn
             .execute(
                 "UPDATE runs SET state = ?2, exit_code = ?3, error = ?4, finished_at = ?5,
-                    duration_ms = ?6 WHERE id = ?1",
+                    duration_ms = ?6, warnings = ?7, rows = COALESCE(?8, rows) WHERE id = ?1",
                 params![
                     id,
                     f.state,
                     f.exit_code,
                     f.error,
                     f.finished_at,
-                    f.duration.as_millis() as i64
+                    f.duration.as_millis() as i64,
+                    f.warnings as i64,
+                    f.rows.map(|r| r as i64)
                 ],
             )
             .map_err(|e| self.fail(e))?;
@@ -325,19 +364,24 @@ impl Ledger {
         rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))
     }
 
-    /// The last run of a store that succeeded.
+    /// The last upload of a store to Rider Rewards that succeeded.
     pub fn last_success(&self, store_id: &str) -> Result<Option<RunRecord>, LedgerError> {
         self.one(
-            "SELECT * FROM runs WHERE store_id = ?1 AND state = 'succeeded' ORDER BY id DESC LIMIT 1",
+            "SELECT * FROM runs WHERE store_id = ?1 AND state = 'succeeded' AND destination = 'riderrewards'
+             ORDER BY id DESC LIMIT 1",
             store_id,
         )
     }
 
-    /// The last run of a store other than `except`, whatever its state.
+    /// The last run of a store other than `except`, whatever its state, leaving out runs stopped by
+    /// their configuration (exit 78): those never reached the server, so the transaction a `--resume`
+    /// may continue is an earlier run's.
     pub fn last_run(&self, store_id: &str, except: i64) -> Result<Option<RunRecord>, LedgerError> {
         self.conn
             .query_row(
-                "SELECT * FROM runs WHERE store_id = ?1 AND id != ?2 ORDER BY id DESC LIMIT 1",
+                "SELECT * FROM runs WHERE store_id = ?1 AND id != ?2 AND destination = 'riderrewards'
+                   AND (exit_code IS NULL OR exit_code != 78)
+                 ORDER BY id DESC LIMIT 1",
                 params![store_id, except],
                 record,
             )
@@ -412,6 +456,48 @@ impl Ledger {
             .map_err(|e| self.fail(e))
     }
 
+    /// Every store's latest finished run, latest success and number of runs by state, for `status` and
+    /// the metrics. Stores are named as their runs name them; sorted by name.
+    pub fn overview(&self) -> Result<Vec<StoreOverview>, LedgerError> {
+        let latest = |sql: &str| -> Result<Vec<RunRecord>, LedgerError> {
+            let mut stmt = self.conn.prepare(sql).map_err(|e| self.fail(e))?;
+            let rows = stmt.query_map([], record).map_err(|e| self.fail(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))
+        };
+        let last = latest(
+            "SELECT * FROM runs WHERE id IN
+               (SELECT MAX(id) FROM runs WHERE state != 'running' GROUP BY store) ORDER BY store",
+        )?;
+        let successes = latest(
+            "SELECT * FROM runs WHERE id IN
+               (SELECT MAX(id) FROM runs WHERE state = 'succeeded' GROUP BY store)",
+        )?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT store, state, COUNT(*) FROM runs WHERE state != 'running'
+                 GROUP BY store, state ORDER BY store, state",
+            )
+            .map_err(|e| self.fail(e))?;
+        let counts: Vec<(String, String, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(|e| self.fail(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.fail(e))?;
+        Ok(last
+            .into_iter()
+            .map(|last| StoreOverview {
+                last_success: successes.iter().find(|s| s.store == last.store).cloned(),
+                runs_by_state: counts
+                    .iter()
+                    .filter(|(store, _, _)| *store == last.store)
+                    .map(|(_, state, n)| (state.clone(), *n as u64))
+                    .collect(),
+                last,
+            })
+            .collect())
+    }
+
     fn one(&self, sql: &str, store_id: &str) -> Result<Option<RunRecord>, LedgerError> {
         self.conn
             .query_row(sql, params![store_id], record)
@@ -450,7 +536,23 @@ fn record(row: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
         finished_at: row.get("finished_at")?,
         duration_ms: count("duration_ms")?,
         resumed_from: row.get("resumed_from")?,
+        warnings: count("warnings")?,
+        destination: row.get("destination")?,
     })
+}
+
+/// Adds the columns a ledger written by an older rrfeed lacks.
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('runs')")?;
+    let have: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (name, definition) in ADDED_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            conn.execute_batch(&format!("ALTER TABLE runs ADD COLUMN {name} {definition}"))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -462,6 +564,7 @@ mod tests {
             .start(&NewRun {
                 store: "north",
                 store_id,
+                destination: RIDER_REWARDS,
                 feed: "C",
                 input: "/x.csv",
                 started_at: "2026-11-22T01:00:00Z",
@@ -479,6 +582,8 @@ mod tests {
                     error: None,
                     finished_at: "2026-11-22T01:01:00Z",
                     duration: Duration::from_millis(1500),
+                    warnings: 0,
+                    rows: None,
                 },
             )
             .unwrap();

@@ -43,6 +43,7 @@ pub(crate) mod ledger;
 pub(crate) mod lock;
 pub(crate) mod mapping;
 pub mod mock;
+pub(crate) mod monitor;
 pub mod output;
 pub(crate) mod prune;
 pub(crate) mod rejects;

@@ -99,6 +99,7 @@ mod tests {
             .start(&NewRun {
                 store,
                 store_id: store,
+                destination: crate::ledger::RIDER_REWARDS,
                 feed: "customers",
                 input: "x.csv",
                 started_at: started,
@@ -118,6 +119,8 @@ mod tests {
                         error: None,
                         finished_at: started,
                         duration: Duration::ZERO,
+                        warnings: 0,
+                        rows: None,
                     },
                 )
                 .unwrap();

@@ -44,7 +44,7 @@ impl RunState {
         }
     }
 
-    fn word(self) -> &'static str {
+    pub fn word(self) -> &'static str {
         match self {
             RunState::Succeeded => "succeeded",
             RunState::Failed => "FAILED",
@@ -125,6 +125,11 @@ impl UploadSummary {
         self.state = RunState::from_exit(exit);
         self.duration_ms = took.as_millis() as u64;
         self.error = error.map(ToString::to_string);
+    }
+
+    /// Warnings counted while reading the export, every occurrence.
+    pub fn warning_count(&self) -> u64 {
+        self.warnings.iter().map(|w| w.count).sum()
     }
 
     /// A few lines for a person.

@@ -149,6 +149,7 @@ fn check(config: &Config, global: &GlobalArgs, ctx: &Context) -> Report {
         );
     }
     let _ = writeln!(out, "webhook:          {}", webhook(config, ctx, problems));
+    monitoring(config, ctx, problems, out);
     if config.file.crm.is_some() {
         let crm = match note(problems, config.crm(&ctx.env)) {
             Some(crm) => format!("{} as {}", crm.base_url, crm.login.username),
@@ -271,6 +272,38 @@ fn webhook(config: &Config, ctx: &Context, problems: &mut Vec<String>) -> String
         Err(e) => {
             problems.push(e.to_string());
             "wrong (see the problems below)".into()
+        }
+    }
+}
+
+/// The ping URLs (their hosts only: the rest may hold a token) and the metrics file.
+fn monitoring(config: &Config, ctx: &Context, problems: &mut Vec<String>, out: &mut String) {
+    let host = |url: Option<config::PingUrl>| {
+        url.map_or_else(
+            || "not set".to_owned(),
+            |u| format!("set (host {})", u.host()),
+        )
+    };
+    let ping = note(problems, config.ping_url(&ctx.env)).map_or_else(|| "wrong".into(), host);
+    let _ = writeln!(out, "ping_url:         {ping}");
+    if let Some(url) = note(problems, config.webhook_ping_url(&ctx.env)).flatten() {
+        let _ = writeln!(out, "webhook ping_url: set (host {})", url.host());
+    }
+    for name in config.store_names() {
+        if let Some(url) = note(problems, config.store_ping_url(name, &ctx.env)).flatten() {
+            let _ = writeln!(out, "ping_url of {name}: set (host {})", url.host());
+        }
+    }
+    match config.metrics_file(&ctx.env) {
+        Some(path) => {
+            let _ = writeln!(out, "metrics_file:     {}", path.display());
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            if let Err(reason) = writable(dir.unwrap_or(Path::new("."))) {
+                problems.push(ConfigError::invalid("monitor.metrics_file", reason).to_string());
+            }
+        }
+        None => {
+            let _ = writeln!(out, "metrics_file:     not set");
         }
     }
 }

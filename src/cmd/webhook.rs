@@ -11,7 +11,10 @@ use tokio::net::TcpListener;
 use crate::cli::{GlobalArgs, WebhookExportArgs, WebhookServeArgs, WebhookStatusArgs};
 use crate::config::{Config, ConfigError, Overrides, WebhookOverrides};
 use crate::error::Exit;
+use crate::monitor::ping::Ping;
 use crate::webhook::export::{self, Exported};
+use crate::webhook::health;
+use crate::webhook::metrics::ReceiverMetrics;
 use crate::webhook::outbox::{Counts, Outbox, OutboxError};
 use crate::webhook::server::{self, Receiver, UPDATES_PATH};
 use crate::webhook::writer;
@@ -96,7 +99,22 @@ async fn serve_inner(
         .local_addr()
         .expect("a bound listener has an address");
     let (handle, thread) = writer::start(outbox, Arc::new(jiff::Timestamp::now));
-    let receiver = Receiver::new(&settings, handle, Arc::new(|| jiff::Zoned::now().date()));
+    let metrics = Arc::new(ReceiverMetrics::new(dir.clone()));
+    let (metrics_task, metrics_addr) =
+        match serve_metrics(args.metrics_listen, metrics.clone()).await? {
+            Some((task, addr)) => (Some(task), Some(addr)),
+            None => (None, None),
+        };
+    let background = Background {
+        metrics: metrics_task,
+        ping: start_pinging(args, &config, ctx, &dir, &handle),
+    };
+    let receiver = Receiver::new(
+        &settings,
+        handle,
+        Arc::new(|| jiff::Zoned::now().date()),
+        metrics,
+    );
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
@@ -104,6 +122,9 @@ async fn serve_inner(
             "rrfeed webhook listening on http://{addr}{UPDATES_PATH}"
         );
         let _ = writeln!(out, "outbox: {}", outbox_path.display());
+        if let Some(addr) = metrics_addr {
+            let _ = writeln!(out, "metrics: http://{addr}/metrics");
+        }
         let _ = out.flush();
     }
     tracing::info!(%addr, outbox = %outbox_path.display(), "webhook receiver started");
@@ -116,9 +137,77 @@ async fn serve_inner(
     )
     .await;
     // Every request handler (and with it every writer handle) is gone: the writer drains and ends.
+    drop(background);
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     tracing::info!("webhook receiver stopped");
     served.map_err(|source| WebhookError::Listen { addr, source })
+}
+
+/// The receiver's tasks besides serving: its metrics server and its pings. Dropped, they stop.
+struct Background {
+    metrics: Option<tokio::task::JoinHandle<()>>,
+    ping: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in [self.metrics.take(), self.ping.take()]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// Serves `GET /metrics` on `addr`, if given.
+async fn serve_metrics(
+    addr: Option<std::net::SocketAddr>,
+    metrics: Arc<ReceiverMetrics>,
+) -> Result<Option<(tokio::task::JoinHandle<()>, std::net::SocketAddr)>, WebhookError> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| WebhookError::Listen { addr, source })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!(addr = %bound, "serving the receiver's metrics");
+    let router = crate::webhook::metrics::router(metrics);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::warn!("the metrics server stopped: {e}");
+        }
+    });
+    Ok(Some((task, bound)))
+}
+
+/// Pings `[webhook] ping_url` while the receiver is healthy (not with `--no-ping`); a wrong setting is
+/// a warning.
+fn start_pinging(
+    args: &WebhookServeArgs,
+    config: &Config,
+    ctx: &Context,
+    dir: &std::path::Path,
+    writer: &writer::WriterHandle,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if args.no_ping {
+        return None;
+    }
+    let url = match config.webhook_ping_url(&ctx.env) {
+        Ok(url) => url?,
+        Err(e) => {
+            tracing::warn!("no ping will be sent: {e}");
+            return None;
+        }
+    };
+    let ping = Ping::new(url, config.file.ca_cert.as_deref())?;
+    Some(tokio::spawn(health::keep_pinging(
+        ping,
+        dir.to_owned(),
+        writer.clone(),
+        args.ping_every,
+    )))
 }
 
 pub fn export(args: &WebhookExportArgs, global: &GlobalArgs, ctx: &Context) -> Exit {

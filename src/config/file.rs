@@ -30,6 +30,58 @@ pub struct FileConfig {
     pub webhook: WebhookConfig,
     /// CRM.COM, for stores whose `destination` is `crm` (docs/crm.md).
     pub crm: Option<CrmConfig>,
+    #[serde(default)]
+    pub monitor: MonitorConfig,
+}
+
+/// `[monitor]`: how a night reports to monitoring (docs/monitoring.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// A dead-man's-switch check (Healthchecks.io protocol) pinged at the start and end of a run.
+    pub ping_url: Option<UrlSetting>,
+    /// node_exporter's textfile collector file, rewritten after every store's run.
+    pub metrics_file: Option<PathBuf>,
+}
+
+/// A URL that may embed a token: written as it is, or as a secret reference.
+#[derive(Clone, PartialEq, Eq)]
+pub enum UrlSetting {
+    Plain(String),
+    Reference(SecretRef),
+}
+
+/// Never the URL: it may hold a token.
+impl std::fmt::Debug for UrlSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UrlSetting::Plain(_) => f.write_str("UrlSetting::Plain(..)"),
+            UrlSetting::Reference(r) => write!(f, "UrlSetting::Reference({r:?})"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for UrlSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UrlSetting;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a URL, or a table { env = \"VAR\" } or { file = \"/path\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<UrlSetting, E> {
+                Ok(UrlSetting::Plain(text.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<UrlSetting, A::Error> {
+                SecretRef::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(UrlSetting::Reference)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// `[crm]`: where and how to sync rewards participants.
@@ -77,6 +129,8 @@ pub struct WebhookConfig {
     pub max_rows: Option<usize>,
     /// How long a client may take to send its request, e.g. "30s".
     pub request_timeout: Option<String>,
+    /// A dead-man's-switch check pinged every 5 minutes while the receiver is healthy.
+    pub ping_url: Option<UrlSetting>,
 }
 
 /// Where a secret is read from: exactly one of `env` or `file`.
@@ -186,6 +240,8 @@ pub struct StoreConfig {
     /// `dmy` or `mdy`: the order of day and month in the export's whole dates, for columns whose
     /// values never show it (beats the mapping's).
     pub date_order: Option<String>,
+    /// This store's own dead-man's-switch check, pinged for its runs (besides `[monitor] ping_url`).
+    pub ping_url: Option<UrlSetting>,
 }
 
 /// A `[mapping]` table: how an export's columns become the 25 fields.

@@ -6,6 +6,7 @@
 mod crm;
 pub mod file;
 mod mapping;
+mod monitor;
 mod secret;
 mod webhook;
 
@@ -20,6 +21,7 @@ use crate::mapping::MappingRules;
 use crate::source::{Encoding, Format};
 pub use crm::{CrmSettings, DEFAULT_UDF, Destination};
 use file::{FileConfig, SecretRef, StoreConfig};
+pub use monitor::PingUrl;
 pub use secret::Secret;
 pub use webhook::{WebhookOverrides, WebhookSettings};
 
@@ -42,6 +44,8 @@ pub mod env {
     pub const PARTNER_STORE_ID: &str = "RRFEED_PARTNER_STORE_ID";
     pub const STATE_DIR: &str = "RRFEED_STATE_DIR";
     pub const WEBHOOK_SECRET: &str = "RRFEED_WEBHOOK_SECRET";
+    pub const PING_URL: &str = "RRFEED_PING_URL";
+    pub const METRICS_FILE: &str = "RRFEED_METRICS_FILE";
 }
 
 /// Reads one variable; empty counts as unset.

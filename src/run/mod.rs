@@ -110,6 +110,10 @@ pub async fn run(store_run: StoreRun<'_>, watch: &mut dyn Watch) -> UploadSummar
         .instrument(span)
         .await;
     summary.finish(result.as_ref().err(), &progress, started.elapsed());
+    if summary.run_id.is_none() && summary.exit_code == Exit::Config.code() && !shared.flags.dry_run
+    {
+        record_refused(&shared.state_dir, ctx, &summary);
+    }
     if let Err(e) = &result {
         // The summary goes to stdout, which cron often discards: the reason goes to the log as well.
         error!(
@@ -122,8 +126,23 @@ pub async fn run(store_run: StoreRun<'_>, watch: &mut dyn Watch) -> UploadSummar
     summary
 }
 
-/// The summary of a store that could not run because of its own settings (exit 78).
-pub fn unready(unready: &Unready, dry_run: bool) -> UploadSummary {
+/// The summary of a store that could not run because of its own settings (exit 78), recorded in the
+/// ledger (unless a dry run) and logged.
+pub fn unready(unready: &Unready, settings: &Settings, ctx: &Context) -> UploadSummary {
+    let summary = record_unready(unready, settings, ctx);
+    error!(
+        store = %unready.name,
+        exit_code = summary.exit_code,
+        "upload failed: {}",
+        summary.error.as_deref().unwrap_or_default()
+    );
+    summary
+}
+
+/// Records in the ledger (unless a dry run) that a store could not run because of its own settings,
+/// and returns its summary.
+pub fn record_unready(unready: &Unready, settings: &Settings, ctx: &Context) -> UploadSummary {
+    let dry_run = settings.flags.dry_run;
     let mut summary = UploadSummary::new(unready.name.clone(), unready.input.clone(), dry_run);
     summary.store_id = unready.store_id.clone();
     let error = RunError::from(unready.error.clone());
@@ -132,12 +151,42 @@ pub fn unready(unready: &Unready, dry_run: bool) -> UploadSummary {
         &Progress::default(),
         std::time::Duration::ZERO,
     );
-    error!(
-        store = %unready.name,
-        exit_code = summary.exit_code,
-        "upload failed: {error}"
-    );
+    if !dry_run {
+        record_refused(&settings.state_dir, ctx, &summary);
+    }
     summary
+}
+
+/// Records a run its configuration stopped before it had a ledger entry (a store's key unset, its
+/// export missing), so that `status` and the metrics show the store failing rather than its last
+/// good night. A ledger that cannot be written costs a warning: the failure is reported anyway.
+fn record_refused(state_dir: &std::path::Path, ctx: &Context, summary: &UploadSummary) {
+    let now = (ctx.now)().to_string();
+    let recorded = Ledger::open(state_dir).and_then(|ledger| {
+        let id = ledger.start(&NewRun {
+            store: &summary.store,
+            store_id: &summary.store_id,
+            destination: crate::ledger::RIDER_REWARDS,
+            feed: crate::wire::FEED_CUSTOMERS,
+            input: &summary.input,
+            started_at: &now,
+        })?;
+        ledger.finish(
+            id,
+            &Finish {
+                state: summary.state.as_str(),
+                exit_code: summary.exit_code,
+                error: summary.error.as_deref(),
+                finished_at: &now,
+                duration: std::time::Duration::ZERO,
+                warnings: 0,
+                rows: None,
+            },
+        )
+    });
+    if let Err(e) = recorded {
+        warn!(store = %summary.store, "cannot record the failed run: {e}");
+    }
 }
 
 /// The ledger entry of a run, finished whatever happens.
@@ -176,6 +225,7 @@ async fn execute(
     let id = ledger.start(&NewRun {
         store: &job.store.name,
         store_id: &job.store.store_id,
+        destination: crate::ledger::RIDER_REWARDS,
         feed: crate::wire::FEED_CUSTOMERS,
         input: &summary.input,
         started_at: &started_at,
@@ -202,6 +252,8 @@ async fn execute(
             error: error.as_deref(),
             finished_at: &(ctx.now)().to_string(),
             duration: started.elapsed(),
+            warnings: summary.warning_count(),
+            rows: None,
         },
     )?;
     result

@@ -7,8 +7,12 @@
 //! - [`writer`]: one thread committing many requests per disk sync
 //! - [`server`]: the axum routes, authentication, limits and answers
 //! - [`export`]: writing pending updates as CSV or JSON, atomically, then marking them exported
+//! - [`metrics`]: the receiver's own metrics, served on `--metrics-listen`
+//! - [`health`]: the dead-man's-switch pings while the receiver is healthy
 
 pub mod export;
+pub mod health;
+pub mod metrics;
 pub mod outbox;
 pub mod payload;
 pub mod server;

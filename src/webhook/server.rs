@@ -21,6 +21,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use tracing::{info, warn};
 
+use super::metrics::ReceiverMetrics;
 use super::outbox::Stored;
 use super::payload;
 use super::writer::WriterHandle;
@@ -39,6 +40,7 @@ pub struct Receiver {
     request_timeout: Duration,
     writer: WriterHandle,
     today: Arc<dyn Fn() -> Date + Send + Sync>,
+    metrics: Arc<ReceiverMetrics>,
 }
 
 impl Receiver {
@@ -46,8 +48,10 @@ impl Receiver {
         settings: &WebhookSettings,
         writer: WriterHandle,
         today: Arc<dyn Fn() -> Date + Send + Sync>,
+        metrics: Arc<ReceiverMetrics>,
     ) -> Self {
         Self {
+            metrics,
             secret: blake3::hash(settings.secret.expose_secret().as_bytes()),
             max_body_bytes: settings.max_body_bytes,
             max_rows: settings.max_rows,
@@ -168,7 +172,36 @@ struct Accepted {
     sequence: Vec<i64>,
 }
 
+/// Handles one request on the updates path, counted in the receiver's metrics.
 async fn handle(
+    receiver: &Receiver,
+    secret: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    receiver.metrics.received();
+    let answer = answer(receiver, secret, headers, body).await;
+    if let Some(reason) = refusal_reason(answer.status()) {
+        receiver.metrics.refused(reason);
+    }
+    answer
+}
+
+/// The metrics' name for a refusal, by its status.
+fn refusal_reason(status: StatusCode) -> Option<&'static str> {
+    Some(match status.as_u16() {
+        200..=299 => return None,
+        400 => "invalid",
+        401 => "unauthorized",
+        408 => "timeout",
+        413 => "too_large",
+        415 => "not_json",
+        503 => "not_stored",
+        _ => "other",
+    })
+}
+
+async fn answer(
     receiver: &Receiver,
     secret: Option<&str>,
     headers: &HeaderMap,
@@ -210,8 +243,13 @@ async fn handle(
         }
     };
     let received = updates.len();
+    let committing = std::time::Instant::now();
     match receiver.writer.store(updates).await {
-        Ok(stored) => accepted(received, &stored),
+        Ok(stored) => {
+            let new = stored.iter().filter(|s| !s.repeat).count();
+            receiver.metrics.committed(new, committing.elapsed());
+            accepted(received, &stored)
+        }
         Err(e) => failure(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!("the update could not be stored ({e}); send it again"),

@@ -28,6 +28,13 @@ pub struct WriterHandle {
     jobs: mpsc::Sender<Job>,
 }
 
+impl WriterHandle {
+    /// Whether the writer thread is still taking updates.
+    pub fn is_alive(&self) -> bool {
+        !self.jobs.is_closed()
+    }
+}
+
 /// The writer thread; it ends once every [`WriterHandle`] is dropped and the queue is drained.
 pub struct WriterThread(JoinHandle<()>);
 

@@ -1001,3 +1001,49 @@ fn terminating_a_duplicate_moves_its_wallet_and_cards_to_the_replacement() {
         None
     );
 }
+
+#[test]
+fn a_sync_is_pinged_recorded_in_the_metrics_and_checked_by_status() {
+    let server = MockServer::start("");
+    let pings = crate::monitoring::PingServer::start();
+    let setup = CrmSetup::with_stores(&server, &["crmstore"]);
+    let config = setup.dir.path().join("rrfeed.toml");
+    let metrics = setup.dir.path().join("rrfeed.prom");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{text}[monitor]\nping_url = \"{}\"\nmetrics_file = \"{}\"\n",
+            pings.url,
+            metrics.display()
+        ),
+    )
+    .unwrap();
+    let file = export(3, |_, _| {});
+    let (code, _) = setup.sync(file.path(), &["--store", "crmstore"]);
+    assert_eq!(code, 0);
+    let got = pings.received();
+    assert_eq!(
+        got.iter()
+            .map(|r| (r.method.as_str(), r.what.rsplit('/').next().unwrap()))
+            .collect::<Vec<_>>(),
+        [("GET", "start"), ("POST", "0")]
+    );
+    assert!(got[0].rid.is_some() && got[0].rid == got[1].rid);
+    assert!(got[1].body.contains("created"), "{}", got[1].body);
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        prom.contains("rrfeed_last_run_exit_code{store=\"crmstore\",destination=\"crm\"} 0")
+            && prom.contains("rrfeed_last_run_rows{store=\"crmstore\",destination=\"crm\"} 3"),
+        "{prom}"
+    );
+    let status = setup.rrfeed(&["status", "--json"]);
+    assert_eq!(
+        status.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+    let report: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(report["stores"][0]["destination"], "crm");
+}

@@ -255,3 +255,25 @@ pub fn json_of(output: &std::process::Output) -> Value {
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
 }
+
+/// Waits until the mock has received `n` requests to `path` (it may still be handling the last).
+pub fn wait_for_requests(server: &MockServer, path: &str, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let seen = server
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .count();
+        if seen >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {seen} requests to {path}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -7,6 +7,7 @@ mod helpers;
 mod input;
 mod mappings;
 mod mock_cmd;
+mod monitoring;
 mod operations;
 mod real_world;
 mod tls;

@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use rrfeed::mock::MockConfig;
 use rrfeed::mock::faults::FaultPlan;
@@ -409,25 +408,6 @@ fn resume_upload(server: &MockServer, state: &Path, file: &Path) -> Value {
         String::from_utf8_lossy(&resumed.stderr)
     );
     json_of(&resumed)
-}
-
-/// Waits until the mock has received `n` requests to `path` (it may still be handling the last).
-fn wait_for_requests(server: &MockServer, path: &str, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let seen = server
-            .requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.path == path)
-            .count();
-        if seen >= n {
-            return;
-        }
-        assert!(Instant::now() < deadline, "only {seen} requests to {path}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -17,6 +17,9 @@ use crate::config::{
 };
 use crate::error::{Exit, RunError};
 use crate::mock::{Mock, MockConfig};
+use crate::monitor::metrics;
+use crate::monitor::ping::Ping;
+use crate::monitor::settings::Monitoring;
 use crate::run::{self, Flags, Job, Settings, StoreRun, Unready};
 use crate::signal::{self, Stop};
 use crate::source::{Format, InputSpec};
@@ -32,6 +35,10 @@ struct Shared {
     retention: Option<Duration>,
     /// The embedded mock of `--mock`, kept running for the upload.
     mock: Option<Mock>,
+    /// Pings and the metrics file (none for a dry run or the embedded mock).
+    monitoring: Monitoring,
+    /// A night of `--all-stores` (pinged once as a whole), not one store's run.
+    all_stores: bool,
     /// With `--mock`, a state directory of its own, removed at the end: a first try against the demo
     /// store must not leave runs in the real ledger (where its shrink guard would see them).
     _mock_state: Option<tempfile::TempDir>,
@@ -50,6 +57,7 @@ pub async fn run(args: &UploadArgs, global: &GlobalArgs, ctx: &Context) -> Exit 
         Err(e) => {
             let summary = summary_before_start(args, ctx, &e, started);
             tracing::error!(store = %summary.store, exit_code = summary.exit_code, "upload failed: {e}");
+            ping_failure_before_start(args, global, ctx, &summary).await;
             print_one_or_many(args, &[summary]);
             return e.exit();
         }
@@ -57,7 +65,15 @@ pub async fn run(args: &UploadArgs, global: &GlobalArgs, ctx: &Context) -> Exit 
     let stop = signal::listen(
         "stopping after the chunk in flight; the transaction stays open for --resume",
     );
+    let night = shared.monitoring.night().filter(|_| shared.all_stores);
+    if let Some(ping) = &night {
+        ping.start().await;
+    }
     let summaries = run_jobs(&shared, jobs, usize::from(args.jobs), ctx, stop).await;
+    if let Some(ping) = &night {
+        let worst = summaries.iter().map(|s| s.exit_code).max().unwrap_or(0);
+        ping.finish(worst, &summary::upload_table(&summaries)).await;
+    }
     if let Some(mock) = shared.mock.as_ref().filter(|_| summaries[0].exit_code == 0) {
         let held = mock.customer_count(&summaries[0].store_id);
         info!(
@@ -104,6 +120,14 @@ async fn run_jobs(
         .map(|(i, job)| {
             let stop = stop.clone();
             async move {
+                let name = match job {
+                    Planned::Ready(job) => &job.store.name,
+                    Planned::Unready(unready) => &unready.name,
+                };
+                let ping = shared.monitoring.store(name, !shared.all_stores);
+                if let Some(ping) = &ping {
+                    ping.start().await;
+                }
                 let summary = match job {
                     Planned::Ready(job) => {
                         let store_run = StoreRun {
@@ -114,8 +138,9 @@ async fn run_jobs(
                         };
                         run::run(store_run, &mut progress::Reporter::default()).await
                     }
-                    Planned::Unready(unready) => run::unready(unready, shared.run.flags.dry_run),
+                    Planned::Unready(unready) => run::unready(unready, &shared.run, ctx),
                 };
+                report(shared, ping.as_ref(), &summary).await;
                 (i, summary)
             }
         })
@@ -124,6 +149,41 @@ async fn run_jobs(
         .await;
     done.sort_by_key(|(i, _)| *i);
     done.into_iter().map(|(_, s)| s).collect()
+}
+
+/// Tells monitoring how one store's run ended: its ping, and the metrics file rewritten from the
+/// ledger (so that it holds every store's latest figures).
+async fn report(shared: &Shared, ping: Option<&Ping>, summary: &UploadSummary) {
+    if let Some(ping) = ping {
+        ping.finish(summary.exit_code, &summary.human()).await;
+    }
+    if let Some(path) = &shared.monitoring.metrics_file {
+        metrics::refresh(path, &shared.run.state_dir);
+    }
+}
+
+/// An invocation that failed before any store started still ends its check's run with its exit code
+/// (when a ping URL can be found: the store's own, else the night's).
+async fn ping_failure_before_start(
+    args: &UploadArgs,
+    global: &GlobalArgs,
+    ctx: &Context,
+    summary: &UploadSummary,
+) {
+    if args.no_ping || args.dry_run || args.mock {
+        return;
+    }
+    let config = Config::load(global.config.as_deref()).unwrap_or_default();
+    let names: Vec<&str> = args.store.as_deref().into_iter().collect();
+    let ca_cert = global.ca_cert.clone().or(config.file.ca_cert.clone());
+    let monitoring = Monitoring::new(&config, &ctx.env, &names, true, ca_cert);
+    let ping = match &args.store {
+        Some(name) if !args.all_stores => monitoring.store(name, true),
+        _ => monitoring.night(),
+    };
+    if let Some(ping) = ping {
+        ping.finish(summary.exit_code, &summary.human()).await;
+    }
 }
 
 fn print_one_or_many(args: &UploadArgs, summaries: &[UploadSummary]) {
@@ -173,6 +233,8 @@ async fn resolve_stores(
         },
         retention: config.retention()?,
         mock: None,
+        monitoring: Monitoring::default(),
+        all_stores: args.all_stores,
         _mock_state: None,
     };
     let stores = if args.mock {
@@ -192,7 +254,19 @@ async fn resolve_stores(
         if !args.dry_run {
             shared.run.api = Some(config.api(&ctx.env, &overrides, shared.run.retry.timeout)?);
         }
-        chosen_stores(args, &config, ctx)?
+        let stores = chosen_stores(args, &config, ctx)?;
+        if !args.dry_run {
+            let names: Vec<&str> = stores
+                .iter()
+                .map(|s| match s {
+                    Ok(store) => store.name.as_str(),
+                    Err(problem) => problem.name.as_str(),
+                })
+                .collect();
+            let ca_cert = global.ca_cert.clone().or(config.file.ca_cert.clone());
+            shared.monitoring = Monitoring::new(&config, &ctx.env, &names, !args.no_ping, ca_cert);
+        }
+        stores
     };
     let jobs: Vec<Planned> = stores
         .into_iter()
@@ -210,6 +284,7 @@ async fn resolve_stores(
     if let [Planned::Unready(unready)] = jobs.as_slice()
         && !args.all_stores
     {
+        run::record_unready(unready, &shared.run, ctx);
         return Err(unready.error.clone().into());
     }
     Ok((shared, jobs))

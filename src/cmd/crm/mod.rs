@@ -3,17 +3,14 @@
 
 use std::fmt::Write as _;
 
-use crate::cli::{CrmCommand, CrmLinkArgs, CrmSyncArgs, GlobalArgs};
-use crate::config::{Config, ConfigError, CrmSettings, Overrides};
+use crate::cli::{CrmCommand, CrmLinkArgs, GlobalArgs};
+use crate::config::{Config, CrmSettings, Overrides};
 use crate::crm::client::{CrmClient, CrmError};
 use crate::crm::links::{Link, Links, Scope};
-use crate::crm::sync::{self, SyncError, SyncOptions, SyncSummary};
 use crate::crm::wire::{CalculateAwarded, Identifier, Participant, Terminate};
-use crate::customer::{Customer, Normalizer};
 use crate::error::Exit;
-use crate::ingest::{self, IngestError, IngestOptions, RowSink};
-use crate::source::Location;
-use crate::warnings::Issue;
+
+mod sync;
 
 use super::{Context, print_result};
 
@@ -38,7 +35,8 @@ pub async fn run(command: &CrmCommand, global: &GlobalArgs, ctx: &Context) -> Ex
             CrmCommand::Links(_) => unreachable!("handled above"),
             CrmCommand::Link(args) => link(args, global, ctx, &client, &settings, &config).await,
             CrmCommand::Sync(args) => {
-                sync_command(args, global, ctx, &client, &settings, &config, stop.clone()).await
+                let crm = (&client, &settings, &config);
+                sync::monitored(args, global, ctx, crm, stop.clone()).await
             }
             CrmCommand::Show(args) => {
                 let shown = client.show(&Identifier::number(&args.number)).await;
@@ -420,206 +418,4 @@ fn list_links(args: &crate::cli::CrmLinksArgs, global: &GlobalArgs, ctx: &Contex
             Exit::Config
         }
     }
-}
-
-/// Keeps every row of the export, and the lines of repeated ids, for the sync.
-#[derive(Default)]
-struct Rows {
-    rows: Vec<(Customer, Location)>,
-    repeats: Vec<u64>,
-}
-
-impl RowSink for Rows {
-    fn accept(&mut self, customer: &Customer, at: Location, _: &[Issue]) -> std::io::Result<()> {
-        self.rows.push((customer.clone(), at));
-        Ok(())
-    }
-
-    fn repeated_id(&mut self, line: u64, _first_line: u64, _id: &str) -> std::io::Result<()> {
-        self.repeats.push(line);
-        Ok(())
-    }
-}
-
-async fn sync_command(
-    args: &CrmSyncArgs,
-    global: &GlobalArgs,
-    ctx: &Context,
-    client: &CrmClient,
-    settings: &CrmSettings,
-    config: &Config,
-    stop: crate::signal::Stop,
-) -> Exit {
-    let export = match read_export(args, ctx, settings, config) {
-        Ok(export) => export,
-        Err((exit, e)) => {
-            tracing::error!("rrfeed crm sync: {e}");
-            return exit;
-        }
-    };
-    let dir = state_dir(config, global, ctx);
-    let scope = scope(settings, args.store.as_deref());
-    let prepared = open_links(config, &dir, scope, args.adopt_links)
-        .and_then(|links| Ok((links, config.guards().map_err(|e| e.to_string())?)));
-    let (links, guards) = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!("rrfeed crm sync: {e}");
-            return Exit::Config;
-        }
-    };
-    let options = SyncOptions {
-        dry_run: args.dry_run,
-        jobs: usize::from(args.jobs),
-        max_rps: args.max_rps,
-        terminate_missing: args.terminate_missing,
-        force: args.force,
-        shrink_ratio: guards.shrink_ratio,
-        stop,
-    };
-    let repeated = export.repeated;
-    match sync::sync(client, links, settings, export.rows, &options, (ctx.now)()).await {
-        Ok(mut summary) => {
-            summary.repeated = repeated;
-            let mut warnings = export.warnings;
-            warnings.append(&mut summary.warnings);
-            summary.warnings = warnings;
-            if !summary.warnings.is_empty() {
-                crate::output::warned();
-            }
-            if let Some(path) = &args.rejects
-                && let Err(e) = write_rejects(path, &summary)
-            {
-                tracing::error!("rrfeed crm sync: cannot write {}: {e}", path.display());
-            }
-            print_result(args.json, &summary, || render(&summary));
-            if summary.complete() {
-                Exit::Success
-            } else {
-                Exit::Partial
-            }
-        }
-        Err(SyncError::Login(e)) => fail_call("sync", &e),
-        Err(e @ SyncError::Shrink { .. }) => {
-            tracing::error!("rrfeed crm sync: {e}");
-            Exit::DataErr
-        }
-        Err(e @ SyncError::Links(_)) => {
-            tracing::error!("rrfeed crm sync: {e}");
-            Exit::Config
-        }
-    }
-}
-
-/// The export's rows for a sync: the first row of each PartnerCustomerID (repeats are counted
-/// warnings, refused with `--strict`), so that two rows of one customer are never in flight at once.
-struct Export {
-    rows: Vec<(Customer, Location)>,
-    repeated: u64,
-    warnings: Vec<crate::warnings::WarningSummary>,
-}
-
-fn read_export(
-    args: &CrmSyncArgs,
-    ctx: &Context,
-    settings: &CrmSettings,
-    config: &Config,
-) -> Result<Export, (Exit, String)> {
-    let mut spec = match &args.store {
-        Some(name) => {
-            let store = config
-                .store_named(name)
-                .map_err(|e: ConfigError| (Exit::Config, e.to_string()))?;
-            super::store_input_spec(&args.file, &args.input, &store)
-        }
-        None => super::input_spec(&args.file, &args.input),
-    };
-    if let Some(column) = &settings.accounts_receivable_column {
-        spec.rules = spec.rules.clone().with_accounts_receivable(column);
-    }
-    let options = IngestOptions {
-        strict: args.strict,
-        normalizer: Normalizer::with_rules(ctx.today, std::sync::Arc::new(spec.rules.clone())),
-    };
-    let mut rows = Rows::default();
-    let ingested = match ingest::ingest(&spec, options, &mut rows) {
-        Ok(ingested) => ingested,
-        Err(IngestError::Input(e)) => return Err((Exit::DataErr, e.to_string())),
-        Err(e @ IngestError::Storage { .. }) => return Err((Exit::Config, e.to_string())),
-    };
-    let repeats: std::collections::HashSet<u64> = rows.repeats.into_iter().collect();
-    let kept: Vec<(Customer, Location)> = rows
-        .rows
-        .into_iter()
-        .filter(|(_, at)| !repeats.contains(&at.line))
-        .collect();
-    Ok(Export {
-        rows: kept,
-        repeated: repeats.len() as u64,
-        warnings: ingested.warnings.summaries(),
-    })
-}
-
-fn render(s: &SyncSummary) -> String {
-    let mut out = String::new();
-    let plan = if s.dry_run {
-        " (dry run: nothing written)"
-    } else {
-        ""
-    };
-    let _ = writeln!(out, "CRM.COM sync of {} row(s){plan}", s.rows);
-    for (label, n) in [
-        ("created", s.created),
-        ("updated", s.updated),
-        ("unchanged", s.unchanged),
-        ("terminated", s.terminated),
-        ("failed", s.failed),
-        ("needs attention", s.needs_attention),
-    ] {
-        let _ = writeln!(out, "  {label:<16} {n}");
-    }
-    if s.repeated > 0 {
-        let _ = writeln!(
-            out,
-            "  {:<16} {} (a PartnerCustomerID seen on an earlier line; the first row wins)",
-            "skipped repeats", s.repeated
-        );
-    }
-    for w in &s.warnings {
-        let _ = writeln!(
-            out,
-            "  warning {}: {} (e.g. {})",
-            w.code.as_str(),
-            w.count,
-            w.example
-        );
-    }
-    for p in &s.problems {
-        let place = p
-            .line
-            .map_or_else(|| "not in the export".to_owned(), |l| format!("line {l}"));
-        let _ = writeln!(
-            out,
-            "  {place}: {} {:?}: {}",
-            p.partner_customer_id, p.outcome, p.reason
-        );
-    }
-    out
-}
-
-fn write_rejects(path: &std::path::Path, summary: &SyncSummary) -> std::io::Result<()> {
-    let mut csv = csv::Writer::from_path(path)?;
-    csv.write_record(["line", "PartnerCustomerID", "outcome", "reason"])?;
-    for p in &summary.problems {
-        let outcome = serde_json::to_value(p.outcome).ok();
-        let outcome = outcome
-            .as_ref()
-            .and_then(|v| v.as_str())
-            .unwrap_or("failed");
-        let line = p
-            .line
-            .map_or_else(|| "not in the export".to_owned(), |l| l.to_string());
-        csv.write_record([line.as_str(), &p.partner_customer_id, outcome, &p.reason])?;
-    }
-    csv.flush()
 }
