@@ -91,13 +91,13 @@ fn render(report: &Report) -> String {
             let dash = || "-".to_owned();
             [
                 s.store.clone(),
-                s.last_run_at.clone().unwrap_or_else(dash),
+                s.last_run_at.as_deref().map_or_else(dash, when),
                 match (&s.last_state, s.last_exit_code) {
                     (Some(state), Some(code)) => format!("{state} ({code})"),
                     _ => dash(),
                 },
                 s.rows.map_or_else(dash, |r| r.to_string()),
-                s.last_success_at.clone().unwrap_or_else(dash),
+                s.last_success_at.as_deref().map_or_else(dash, when),
                 s.success_age_seconds.map_or_else(dash, age_text),
                 if s.ok { "ok".into() } else { "FAILING".into() },
             ]
@@ -113,4 +113,12 @@ fn render(report: &Report) -> String {
         "verdict",
     ];
     format!("{headline}\n{}", table(&header, &rows))
+}
+
+/// A ledger time to the second, for a person.
+fn when(time: &str) -> String {
+    time.parse::<jiff::Timestamp>().map_or_else(
+        |_| time.to_owned(),
+        |t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
 }
