@@ -601,3 +601,46 @@ fn the_receiver_pings_while_healthy_and_serves_its_metrics() {
         assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
     }
 }
+
+#[test]
+fn config_check_names_a_wrong_ping_url_by_its_host_only() {
+    let server = MockServer::start_with(rrfeed::mock::MockConfig::demo_stores(3));
+    let north = csv_rows(2);
+    let night = Night::new([north.path(), north.path(), north.path()]);
+    let config = night.dir.path().join("rrfeed.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "name = \"east\"\n",
+        &format!("name = \"east\"\nping_url = \"http://hc.example.com/{TOKEN}\"\n"),
+    );
+    std::fs::write(
+        &config,
+        format!("{text}[monitor]\nping_url = {{ env = \"UNSET_PING\" }}\n"),
+    )
+    .unwrap();
+    let output = night
+        .command(&server)
+        .args(["config", "check", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(78));
+    let report = json_of(&output);
+    let problems = report["problems"].to_string();
+    assert!(problems.contains("UNSET_PING"), "{problems}");
+    assert!(
+        problems.contains("ping_url") && problems.contains("hc.example.com"),
+        "{problems}"
+    );
+    let everything = format!("{}{}", problems, String::from_utf8_lossy(&output.stderr));
+    assert!(!everything.contains(TOKEN), "{everything}");
+
+    // The upload itself goes on, with a warning for each check it cannot ping.
+    let night_run = night
+        .command(&server)
+        .args(["upload", "--store", "east"])
+        .output()
+        .unwrap();
+    assert_eq!(night_run.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&night_run.stderr);
+    assert!(stderr.contains("no ping will be sent"), "{stderr}");
+    assert!(!stderr.contains(TOKEN), "{stderr}");
+}
