@@ -53,6 +53,7 @@ pub(crate) mod signal;
 pub mod source;
 pub(crate) mod spool;
 pub(crate) mod sqlite;
+pub mod state;
 pub(crate) mod summary;
 pub mod telemetry;
 pub mod totals;

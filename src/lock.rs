@@ -1,6 +1,9 @@
-//! Per-store locks (docs/transaction.md, "What is recorded"): one run per store at a time, across processes. The lock is an OS file
-//! lock, so a crashed process cannot leave it stuck; the file also names its holder (pid, host, start
-//! time) for the message of a run that is refused.
+//! Per-store locks (docs/transaction.md, "What is recorded"): one run per store at a time, across
+//! processes — and across machines with the PostgreSQL state backend. On one machine the lock is an OS
+//! file lock; in PostgreSQL a session-level advisory lock held on a connection of its own for the
+//! whole run. Either way a crashed process cannot leave it stuck (its file handle or its connection
+//! goes with it), and the holder (pid, host, start time) is recorded for the message of a run that is
+//! refused.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -20,15 +23,18 @@ pub struct Holder {
 /// Why a lock was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("store {store} is locked by another run{}{} ({path})",
+    #[error("store {store} is locked by another run{}{} ({place})",
         holder.as_ref().map(|h| format!(": pid {} on {} since {}", h.pid, h.host, h.started)).unwrap_or_default(),
         waited.map(|w| format!(", still after waiting {}", humantime::format_duration(w))).unwrap_or_default())]
     Held {
         store: String,
         holder: Option<Holder>,
-        path: PathBuf,
+        /// The lock file, or the database.
+        place: String,
         waited: Option<Duration>,
     },
+    #[error("cannot take the lock in PostgreSQL: {0}")]
+    Postgres(String),
     #[error("cannot use the lock file {path}: {source}")]
     Io {
         path: PathBuf,
@@ -39,8 +45,32 @@ pub enum LockError {
 
 /// A held lock; released when dropped (or when the process dies).
 #[derive(Debug)]
-pub struct StoreLock {
-    _file: File,
+pub enum StoreLock {
+    File {
+        _file: File,
+    },
+    Postgres {
+        _session: Box<crate::state::lock::SessionLock>,
+    },
+}
+
+/// Takes the lock of `store_id` where `state` keeps locks, waiting up to `wait` for it.
+///
+/// Fails when another run holds it past the wait, or the lock cannot be taken at all.
+pub async fn acquire_in(
+    state: &crate::state::State,
+    store_id: &str,
+    wait: Option<Duration>,
+    started: &str,
+) -> Result<StoreLock, LockError> {
+    match &state.postgres {
+        Some(target) => crate::state::lock::SessionLock::acquire(target, store_id, wait, started)
+            .await
+            .map(|session| StoreLock::Postgres {
+                _session: Box::new(session),
+            }),
+        None => acquire(&state.dir, store_id, wait, started).await,
+    }
 }
 
 /// Takes the lock of `store_id` under `state_dir/locks`, waiting up to `wait` for it.
@@ -78,7 +108,7 @@ pub async fn acquire(
                 return Err(LockError::Held {
                     store: store_id.to_owned(),
                     holder: read_holder(&mut file),
-                    path,
+                    place: path.display().to_string(),
                     waited: wait,
                 });
             }
@@ -86,7 +116,7 @@ pub async fn acquire(
         }
     }
     write_holder(&mut file, started).map_err(io)?;
-    Ok(StoreLock { _file: file })
+    Ok(StoreLock::File { _file: file })
 }
 
 fn write_holder(file: &mut File, started: &str) -> std::io::Result<()> {

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::ledger::{LEDGER_FILE, Ledger, LedgerError};
+use crate::ledger::LedgerError;
 
 /// The state directory's folder of snapshots.
 pub const SPOOL_DIR: &str = "spool";
@@ -25,7 +25,7 @@ pub struct Pruned {
 /// Forgets the runs started more than `older_than` before `now`, and removes snapshots that no kept
 /// run refers to and that are that old. A state directory without a ledger is left untouched.
 pub fn prune(
-    state_dir: &Path,
+    state: &crate::state::State,
     older_than: Duration,
     now: jiff::Timestamp,
     dry_run: bool,
@@ -34,15 +34,14 @@ pub fn prune(
         dry_run,
         ..Pruned::default()
     };
-    if !state_dir.join(LEDGER_FILE).exists() {
+    let Some(ledger) = crate::ledger::open_existing(state)? else {
         return Ok(pruned);
-    }
+    };
     let cutoff = now
         .checked_sub(
             jiff::SignedDuration::try_from(older_than).unwrap_or(jiff::SignedDuration::MAX),
         )
         .unwrap_or(jiff::Timestamp::MIN);
-    let mut ledger = Ledger::open(state_dir)?;
     let runs = ledger.prunable(&cutoff.to_string())?;
     let snapshots: Vec<&str> = runs.iter().filter_map(|(_, p)| p.as_deref()).collect();
     if !dry_run {
@@ -52,7 +51,7 @@ pub fn prune(
     }
     // In a dry run the forgotten runs' snapshots are still referenced, so they are not counted twice.
     let referenced = ledger.referenced_spools()?;
-    let orphans = orphan_snapshots(&state_dir.join(SPOOL_DIR), &referenced, cutoff);
+    let orphans = orphan_snapshots(&state.dir.join(SPOOL_DIR), &referenced, cutoff);
     if !dry_run {
         orphans.iter().for_each(|p| remove(p));
     }
@@ -92,9 +91,17 @@ fn remove(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{Finish, NewRun};
+    use crate::ledger::sqlite::SqliteLedger;
+    use crate::ledger::{Finish, Ledger, NewRun};
+    use crate::state::State;
 
-    fn run(ledger: &Ledger, store: &str, started: &str, state: &str, spool: Option<&Path>) -> i64 {
+    fn run(
+        ledger: &dyn Ledger,
+        store: &str,
+        started: &str,
+        state: &str,
+        spool: Option<&Path>,
+    ) -> i64 {
         let id = ledger
             .start(&NewRun {
                 store,
@@ -131,7 +138,7 @@ mod tests {
     #[test]
     fn old_runs_go_but_never_the_newest_nor_the_last_success_of_a_store() {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(dir.path()).unwrap();
+        let ledger = SqliteLedger::open(dir.path()).unwrap();
         let spools = dir.path().join(SPOOL_DIR);
         std::fs::create_dir_all(&spools).unwrap();
         let old_spool = spools.join("run-1.ndjson");
@@ -143,13 +150,18 @@ mod tests {
         let b_only = run(&ledger, "b", &t(1), "failed", None);
         let now: jiff::Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
         let year = Duration::from_secs(365 * 86_400);
-        assert_eq!(prune(dir.path(), year, now, false).unwrap().runs, 0);
+        assert_eq!(
+            prune(&State::local(dir.path().to_owned()), year, now, false)
+                .unwrap()
+                .runs,
+            0
+        );
 
         let month = Duration::from_secs(30 * 86_400);
-        let planned = prune(dir.path(), month, now, true).unwrap();
+        let planned = prune(&State::local(dir.path().to_owned()), month, now, true).unwrap();
         assert_eq!((planned.runs, planned.snapshots), (2, 1));
         assert!(old_spool.exists(), "a dry run removes nothing");
-        let done = prune(dir.path(), month, now, false).unwrap();
+        let done = prune(&State::local(dir.path().to_owned()), month, now, false).unwrap();
         assert_eq!((done.runs, done.snapshots), (2, 1));
         assert!(!old_spool.exists());
         let kept: Vec<i64> = ledger
@@ -164,7 +176,13 @@ mod tests {
     #[test]
     fn a_state_directory_without_a_ledger_is_left_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let pruned = prune(dir.path(), Duration::ZERO, jiff::Timestamp::now(), false).unwrap();
+        let pruned = prune(
+            &State::local(dir.path().to_owned()),
+            Duration::ZERO,
+            jiff::Timestamp::now(),
+            false,
+        )
+        .unwrap();
         assert_eq!(pruned.runs, 0);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

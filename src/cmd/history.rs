@@ -3,7 +3,7 @@
 use crate::cli::{GlobalArgs, HistoryArgs};
 use crate::config::{Config, Overrides};
 use crate::error::{Exit, RunError};
-use crate::ledger::{LEDGER_FILE, Ledger, RunRecord};
+use crate::ledger::{self, RunRecord};
 use crate::summary::table;
 
 use super::{Context, print_result};
@@ -31,12 +31,8 @@ fn runs(
         state_dir: global.state_dir.clone(),
         ..Overrides::default()
     };
-    let dir = config.state_dir(&overrides, &ctx.env);
     // A query never creates a ledger.
-    let ledger = match dir.join(LEDGER_FILE).exists() {
-        true => Some(Ledger::open(&dir)?),
-        false => None,
-    };
+    let ledger = ledger::open_existing(&config.state(&overrides, &ctx.env)?)?;
     if let Some(store) = &args.store {
         let configured = config
             .file

@@ -33,8 +33,8 @@ fn pruned(args: &PruneArgs, global: &GlobalArgs, ctx: &Context) -> Result<Pruned
         state_dir: global.state_dir.clone(),
         ..Overrides::default()
     };
-    let dir = config.state_dir(&overrides, &ctx.env);
-    Ok(prune::prune(&dir, older_than, (ctx.now)(), args.dry_run)?)
+    let state = config.state(&overrides, &ctx.env)?;
+    Ok(prune::prune(&state, older_than, (ctx.now)(), args.dry_run)?)
 }
 
 fn describe(done: &Pruned) -> String {

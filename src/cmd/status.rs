@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::cli::{GlobalArgs, StatusArgs};
 use crate::config::{Config, Destination, Overrides};
 use crate::error::{Exit, RunError};
-use crate::ledger::{CRM, LEDGER_FILE, Ledger, RIDER_REWARDS};
+use crate::ledger::{self, CRM, RIDER_REWARDS};
 use crate::monitor::status::{StoreStatus, age_text, assess};
 use crate::summary::table;
 
@@ -44,11 +44,10 @@ fn report(args: &StatusArgs, global: &GlobalArgs, ctx: &Context) -> Result<Repor
         state_dir: global.state_dir.clone(),
         ..Overrides::default()
     };
-    let dir = config.state_dir(&overrides, &ctx.env);
     // A query never creates a ledger.
-    let known = match dir.join(LEDGER_FILE).exists() {
-        true => Ledger::open(&dir)?.overview()?,
-        false => Vec::new(),
+    let known = match ledger::open_existing(&config.state(&overrides, &ctx.env)?)? {
+        Some(ledger) => ledger.overview()?,
+        None => Vec::new(),
     };
     let mut configured = Vec::new();
     for name in config.store_names() {

@@ -16,6 +16,8 @@ pub struct FileConfig {
     pub admin_password: Option<SecretRef>,
     pub ca_cert: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
+    /// `postgres://…`: the ledger and the locks in PostgreSQL, shared by several machines.
+    pub state_url: Option<UrlSetting>,
     #[serde(default)]
     pub retry: RetryConfig,
     #[serde(default)]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::mapping::MappingRules;
 use crate::source::{Encoding, Format};
@@ -45,6 +45,7 @@ pub mod env {
     pub const STATE_DIR: &str = "RRFEED_STATE_DIR";
     pub const WEBHOOK_SECRET: &str = "RRFEED_WEBHOOK_SECRET";
     pub const PING_URL: &str = "RRFEED_PING_URL";
+    pub const STATE_URL: &str = "RRFEED_STATE_URL";
     pub const METRICS_FILE: &str = "RRFEED_METRICS_FILE";
 }
 
@@ -348,6 +349,40 @@ impl Config {
                     .map(|d| d.join("rrfeed"))
             })
             .unwrap_or_else(|| PathBuf::from(".rrfeed-state"))
+    }
+
+    /// Where the state lives: the state directory, and PostgreSQL when `RRFEED_STATE_URL` or
+    /// `state_url` is set (the variable wins).
+    ///
+    /// Fails when the URL's reference cannot be read or the URL is unusable (never quoting it).
+    pub fn state(
+        &self,
+        overrides: &Overrides,
+        env_fn: Env,
+    ) -> Result<crate::state::State, ConfigError> {
+        let dir = self.state_dir(overrides, env_fn);
+        let (text, key) = match (env_fn(env::STATE_URL), &self.file.state_url) {
+            (Some(text), _) => (text, env::STATE_URL.to_owned()),
+            (None, None) => return Ok(crate::state::State::local(dir)),
+            (None, Some(file::UrlSetting::Plain(text))) => (text.clone(), "state_url".to_owned()),
+            (None, Some(file::UrlSetting::Reference(r))) => (
+                Secret::reference(r, "state_url", self.path.as_deref())
+                    .resolve(env_fn)?
+                    .expose_secret()
+                    .to_owned(),
+                "state_url".to_owned(),
+            ),
+        };
+        let ca_cert = overrides
+            .ca_cert
+            .clone()
+            .or_else(|| self.file.ca_cert.clone());
+        let target = crate::state::PgTarget::parse(&text, ca_cert.as_deref(), env_fn)
+            .map_err(|reason| self.invalid(key, reason))?;
+        Ok(crate::state::State {
+            dir,
+            postgres: Some(std::sync::Arc::new(target)),
+        })
     }
 
     /// The shared `[mapping]`, checked.

@@ -132,9 +132,9 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Rewrites the metrics file from the ledger in `state_dir`; a failure is a warning.
-pub fn refresh(path: &Path, state_dir: &Path) {
-    if let Err(e) = try_refresh(path, state_dir) {
+/// Rewrites the metrics file from the ledger of `state`; a failure is a warning.
+pub fn refresh(path: &Path, state: &crate::state::State) {
+    if let Err(e) = try_refresh(path, state) {
         tracing::warn!(
             "cannot write the metrics file {}: {e}; the run's outcome is unchanged",
             path.display()
@@ -142,10 +142,10 @@ pub fn refresh(path: &Path, state_dir: &Path) {
     }
 }
 
-fn try_refresh(path: &Path, state_dir: &Path) -> Result<(), String> {
-    let ledger = crate::ledger::Ledger::open(state_dir).map_err(|e| e.to_string())?;
+fn try_refresh(path: &Path, state: &crate::state::State) -> Result<(), String> {
+    let ledger = crate::ledger::open(state).map_err(|e| e.to_string())?;
     let stores = ledger.overview().map_err(|e| e.to_string())?;
-    write_atomically(path, &text(&stores, webhook_pending(state_dir))).map_err(|e| e.to_string())
+    write_atomically(path, &text(&stores, webhook_pending(&state.dir))).map_err(|e| e.to_string())
 }
 
 /// The receiver's pending updates, when it has an outbox in this state directory.

@@ -3,16 +3,15 @@
 
 use tracing::{info, warn};
 
-use super::RunLedger;
 use crate::config::Guards;
 use crate::driver::{Progress, ResumePoint};
 use crate::error::RunError;
-use crate::ledger::{LedgerError, RunRecord};
+use crate::ledger::{Ledger, LedgerError, RunRecord};
 use crate::spool::Spool;
 
 /// Refuses a count that shrank by more than `ratio` since the store's last successful run.
 pub(super) fn shrink(
-    ledger: &dyn RunLedger,
+    ledger: &dyn Ledger,
     store_id: &str,
     rows: u64,
     ratio: f64,
@@ -35,7 +34,7 @@ pub(super) fn shrink(
 
 /// The store's run before this one, if any.
 pub(super) fn previous_runs(
-    ledger: &dyn RunLedger,
+    ledger: &dyn Ledger,
     store_id: &str,
     this_run: i64,
 ) -> Result<Option<RunRecord>, LedgerError> {
@@ -128,7 +127,7 @@ pub(super) fn note_open_transaction(previous: &Option<RunRecord>, progress: &mut
 }
 
 /// Removes the snapshots that earlier runs of the store kept: this run supersedes them.
-pub(super) fn remove_old_spools(ledger: &dyn RunLedger, store_id: &str, this_run: i64) {
+pub(super) fn remove_old_spools(ledger: &dyn Ledger, store_id: &str, this_run: i64) {
     let kept = match ledger.kept_spools(store_id, this_run) {
         Ok(kept) => kept,
         Err(e) => {

@@ -1,13 +1,11 @@
 //! One store's run, as library code: lock the store, open its ledger entry, snapshot the export, apply
 //! the guards, decide whether to resume, run the transaction driver, and record how it ended. The
 //! snapshot is kept only while the run may still be resumed. `cmd/upload` only decides which stores to
-//! run and prints; a later shared state backend plugs in under here, behind [`RunLedger`].
+//! run and prints. The ledger and the lock are where [`crate::state::State`] says: SQLite and a lock
+//! file in the state directory, or PostgreSQL shared by several machines.
 
 mod guards;
-mod ledger;
 mod snapshot;
-
-pub use ledger::RunLedger;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -19,7 +17,7 @@ use crate::config::ConfigError;
 use crate::driver::{self, DriverError, Feed, Progress, ResumePoint, RetryPolicy, Session};
 use crate::error::{Exit, RunError};
 use crate::ingest::Ingested;
-use crate::ledger::{Checkpoint, Finish, Ledger, NewRun};
+use crate::ledger::{self, Checkpoint, Finish, Ledger, NewRun};
 use crate::lock;
 use crate::signal::Stop;
 use crate::source::InputSpec;
@@ -50,7 +48,8 @@ pub struct Settings {
     pub api: Option<ApiSettings>,
     pub retry: RetrySettings,
     pub guards: Guards,
-    pub state_dir: PathBuf,
+    /// Where the ledger, the locks and the snapshots are.
+    pub state: crate::state::State,
     pub flags: Flags,
 }
 
@@ -112,7 +111,7 @@ pub async fn run(store_run: StoreRun<'_>, watch: &mut dyn Watch) -> UploadSummar
     summary.finish(result.as_ref().err(), &progress, started.elapsed());
     if summary.run_id.is_none() && summary.exit_code == Exit::Config.code() && !shared.flags.dry_run
     {
-        record_refused(&shared.state_dir, ctx, &summary);
+        record_refused(&shared.state, ctx, &summary);
     }
     if let Err(e) = &result {
         // The summary goes to stdout, which cron often discards: the reason goes to the log as well.
@@ -152,7 +151,7 @@ pub fn record_unready(unready: &Unready, settings: &Settings, ctx: &Context) -> 
         std::time::Duration::ZERO,
     );
     if !dry_run {
-        record_refused(&settings.state_dir, ctx, &summary);
+        record_refused(&settings.state, ctx, &summary);
     }
     summary
 }
@@ -160,9 +159,9 @@ pub fn record_unready(unready: &Unready, settings: &Settings, ctx: &Context) -> 
 /// Records a run its configuration stopped before it had a ledger entry (a store's key unset, its
 /// export missing), so that `status` and the metrics show the store failing rather than its last
 /// good night. A ledger that cannot be written costs a warning: the failure is reported anyway.
-fn record_refused(state_dir: &std::path::Path, ctx: &Context, summary: &UploadSummary) {
+fn record_refused(state: &crate::state::State, ctx: &Context, summary: &UploadSummary) {
     let now = (ctx.now)().to_string();
-    let recorded = Ledger::open(state_dir).and_then(|ledger| {
+    let recorded = ledger::open(state).and_then(|ledger| {
         let id = ledger.start(&NewRun {
             store: &summary.store,
             store_id: &summary.store_id,
@@ -191,7 +190,7 @@ fn record_refused(state_dir: &std::path::Path, ctx: &Context, summary: &UploadSu
 
 /// The ledger entry of a run, finished whatever happens.
 struct Entry<'a> {
-    ledger: &'a dyn RunLedger,
+    ledger: &'a dyn Ledger,
     id: i64,
 }
 
@@ -213,15 +212,15 @@ async fn execute(
         store_key: job.store.store_key.resolve(&ctx.env)?,
     };
     let started_at = (ctx.now)().to_string();
-    let _lock = lock::acquire(
-        &shared.state_dir,
+    let _lock = lock::acquire_in(
+        &shared.state,
         &job.store.store_id,
         shared.flags.wait_lock,
         &started_at,
     )
     .await?;
-    let opened = Ledger::open(&shared.state_dir)?;
-    let ledger: &dyn RunLedger = &opened;
+    let opened = ledger::open(&shared.state)?;
+    let ledger: &dyn Ledger = opened.as_ref();
     let id = ledger.start(&NewRun {
         store: &job.store.name,
         store_id: &job.store.store_id,
@@ -388,7 +387,7 @@ async fn transact(
 }
 
 fn spool_dir(shared: &Settings) -> PathBuf {
-    shared.state_dir.join("spool")
+    shared.state.dir.join("spool")
 }
 
 fn note_snapshot(summary: &mut UploadSummary, ingested: &Ingested, spool: &Spool) {
@@ -412,10 +411,11 @@ async fn dry_run(
     if spool.rows() == 0 && !shared.flags.allow_empty {
         return Err(DriverError::EmptyRefused.into());
     }
-    if !shared.flags.force && shared.state_dir.join(crate::ledger::LEDGER_FILE).exists() {
-        let ledger = Ledger::open(&shared.state_dir)?;
+    if !shared.flags.force
+        && let Some(ledger) = ledger::open_existing(&shared.state)?
+    {
         guards::shrink(
-            &ledger,
+            ledger.as_ref(),
             &job.store.store_id,
             spool.rows(),
             shared.guards.shrink_ratio,

@@ -11,7 +11,7 @@ use crate::crm::sync::{SyncError, SyncOptions, SyncSummary};
 use crate::customer::{Customer, Normalizer};
 use crate::error::Exit;
 use crate::ingest::{self, IngestError, IngestOptions, RowSink};
-use crate::ledger::{CRM, Finish, Ledger, NewRun};
+use crate::ledger::{CRM, Finish, NewRun};
 use crate::monitor::{metrics, settings::Monitoring};
 use crate::source::Location;
 use crate::summary::RunState;
@@ -95,7 +95,15 @@ pub(super) async fn monitored(
         input: &args.file.display().to_string(),
         started_at: &started_at,
     };
-    if let Err(e) = record(&dir, &run, &outcome, started, ctx) {
+    let overrides = crate::config::Overrides {
+        state_dir: global.state_dir.clone(),
+        ca_cert: global.ca_cert.clone(),
+        ..Default::default()
+    };
+    let state = config
+        .state(&overrides, &ctx.env)
+        .unwrap_or_else(|_| crate::state::State::local(dir.clone()));
+    if let Err(e) = record(&state, &run, &outcome, started, ctx) {
         tracing::warn!("cannot record the sync in the run ledger: {e}");
     }
     if let Some(ping) = &ping {
@@ -103,19 +111,19 @@ pub(super) async fn monitored(
             .await;
     }
     if let Some(path) = &monitoring.metrics_file {
-        metrics::refresh(path, &dir);
+        metrics::refresh(path, &state);
     }
     outcome.exit
 }
 
 fn record(
-    dir: &std::path::Path,
+    state: &crate::state::State,
     run: &NewRun,
     outcome: &Outcome,
     started: Instant,
     ctx: &Context,
 ) -> Result<(), crate::ledger::LedgerError> {
-    let ledger = Ledger::open(dir)?;
+    let ledger = crate::ledger::open(state)?;
     let id = ledger.start(run)?;
     ledger.finish(
         id,

@@ -97,7 +97,7 @@ fn prune_old_runs(shared: &Shared, ctx: &Context) {
     let Some(keep) = shared.retention else {
         return;
     };
-    match crate::prune::prune(&shared.run.state_dir, keep, (ctx.now)(), false) {
+    match crate::prune::prune(&shared.run.state, keep, (ctx.now)(), false) {
         Ok(done) if done.runs + done.snapshots > 0 => info!(
             runs = done.runs,
             snapshots = done.snapshots,
@@ -158,7 +158,7 @@ async fn report(shared: &Shared, ping: Option<&Ping>, summary: &UploadSummary) {
         ping.finish(summary.exit_code, &summary.human()).await;
     }
     if let Some(path) = &shared.monitoring.metrics_file {
-        metrics::refresh(path, &shared.run.state_dir);
+        metrics::refresh(path, &shared.run.state);
     }
 }
 
@@ -227,7 +227,7 @@ async fn resolve_stores(
         run: Settings {
             api: None,
             guards: config.guards()?,
-            state_dir: config.state_dir(&overrides, &ctx.env),
+            state: config.state(&overrides, &ctx.env)?,
             retry,
             flags,
         },
@@ -245,7 +245,7 @@ async fn resolve_stores(
             .map_err(|e| {
                 RunError::Internal(format!("cannot make a state directory for the mock: {e}"))
             })?;
-        shared.run.state_dir = state.path().to_owned();
+        shared.run.state = crate::state::State::local(state.path().to_owned());
         shared._mock_state = Some(state);
         shared.run.api = Some(api);
         shared.mock = Some(mock);

@@ -1,21 +1,13 @@
-//! The run ledger (docs/transaction.md, "What is recorded"): an embedded SQLite database in the state directory recording every run —
-//! store, feed, input and its hash, rows, chunks, transactions ended and abandoned, final state, timings
-//! and error text. `history` reads it, the shrink guard and `--resume` rely on it.
-//!
-//! A run's row is written when the run starts and updated after every confirmed chunk, so even a run
-//! killed with SIGKILL leaves its resume point behind. No secret is ever stored here.
+//! The ledger in an embedded SQLite database in the state directory (`ledger.sqlite3`): the default,
+//! right for one machine.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
 
-/// The file name of the ledger inside the state directory.
-pub const LEDGER_FILE: &str = "ledger.sqlite3";
-
-/// The state of a run that has not finished (or whose process died before it could say).
-pub const RUNNING: &str = "running";
+use super::{
+    Checkpoint, Finish, LEDGER_FILE, Ledger, LedgerError, NewRun, RUNNING, RunRecord, StoreOverview,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
@@ -56,124 +48,13 @@ const ADDED_COLUMNS: [(&str, &str); 2] = [
     ("destination", "TEXT NOT NULL DEFAULT 'riderrewards'"),
 ];
 
-/// Where a run's customers went: the `destination` of its store.
-pub const RIDER_REWARDS: &str = "riderrewards";
-/// A `crm sync` run.
-pub const CRM: &str = "crm";
-
-/// Why the ledger could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
-    #[error("the run ledger {path}: {source}")]
-    Sqlite {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("cannot create the state directory {path}: {source}")]
-    Dir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// One run as recorded.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RunRecord {
-    pub id: i64,
-    pub store: String,
-    pub store_id: String,
-    pub feed: String,
-    pub input: String,
-    pub input_blake3: Option<String>,
-    pub snapshot_blake3: Option<String>,
-    #[serde(skip)]
-    pub spool_path: Option<String>,
-    pub rows: Option<u64>,
-    pub chunks: Option<u64>,
-    pub confirmed: Option<u64>,
-    /// The transaction in progress when the run stopped, or the one it ended.
-    pub transactionid: Option<String>,
-    pub partnertransactionid: Option<String>,
-    pub ended_transactionid: Option<String>,
-    pub abandoned_transactions: Vec<String>,
-    pub state: String,
-    pub exit_code: Option<u8>,
-    pub error: Option<String>,
-    pub pid: Option<u32>,
-    pub started_at: String,
-    /// When the current transaction was begun (for the resume window).
-    pub begun_at: Option<String>,
-    pub finished_at: Option<String>,
-    pub duration_ms: Option<u64>,
-    pub resumed_from: Option<i64>,
-    /// Warnings counted while reading the export (each occurrence), once the run finished.
-    pub warnings: Option<u64>,
-    /// [`RIDER_REWARDS`] or [`CRM`].
-    pub destination: String,
-}
-
-/// One store as the ledger knows it.
-#[derive(Clone, Debug)]
-pub struct StoreOverview {
-    /// Its latest finished run.
-    pub last: RunRecord,
-    /// Its latest successful run.
-    pub last_success: Option<RunRecord>,
-    /// How many finished runs it has in each state.
-    pub runs_by_state: Vec<(String, u64)>,
-}
-
-/// What is known when a run starts.
-#[derive(Clone, Debug)]
-pub struct NewRun<'a> {
-    pub store: &'a str,
-    pub store_id: &'a str,
-    /// [`RIDER_REWARDS`] or [`CRM`].
-    pub destination: &'a str,
-    pub feed: &'a str,
-    pub input: &'a str,
-    pub started_at: &'a str,
-}
-
-/// Where a run's transaction stands, recorded after every confirmed post.
-#[derive(Clone, Debug, Default)]
-pub struct Checkpoint<'a> {
-    /// The transaction in progress, or the one ended.
-    pub transactionid: Option<&'a str>,
-    /// Our id for that transaction.
-    pub partnertransactionid: Option<&'a str>,
-    /// Transactions begun and never ended.
-    pub abandoned: &'a [String],
-    /// Chunks and rows confirmed in the current transaction.
-    pub chunks: usize,
-    pub confirmed: u64,
-    /// Whether endtransaction succeeded.
-    pub ended: bool,
-}
-
-/// How a run ended.
-#[derive(Clone, Debug)]
-pub struct Finish<'a> {
-    pub state: &'a str,
-    pub exit_code: u8,
-    pub error: Option<&'a str>,
-    pub finished_at: &'a str,
-    pub duration: Duration,
-    /// Warnings counted while reading the export.
-    pub warnings: u64,
-    /// Rows read, when the run did not record a snapshot (a CRM.COM sync, a run refused early).
-    pub rows: Option<u64>,
-}
-
-/// An open ledger.
-pub struct Ledger {
+/// An open SQLite ledger.
+pub struct SqliteLedger {
     conn: Connection,
     path: PathBuf,
 }
 
-impl Ledger {
+impl SqliteLedger {
     /// Opens (creating if needed) the ledger in `state_dir`.
     ///
     /// Fails when the directory cannot be made or the database cannot be opened or migrated.
@@ -200,8 +81,17 @@ impl Ledger {
         }
     }
 
+    fn one(&self, sql: &str, store_id: &str) -> Result<Option<RunRecord>, LedgerError> {
+        self.conn
+            .query_row(sql, params![store_id], record)
+            .optional()
+            .map_err(|e| self.fail(e))
+    }
+}
+
+impl Ledger for SqliteLedger {
     /// Records a run as started; returns its id.
-    pub fn start(&self, run: &NewRun) -> Result<i64, LedgerError> {
+    fn start(&self, run: &NewRun) -> Result<i64, LedgerError> {
         self.conn
             .execute(
                 "INSERT INTO runs (store, store_id, feed, input, state, pid, started_at, destination)
@@ -222,7 +112,7 @@ impl Ledger {
     }
 
     /// Records the validated snapshot of a run.
-    pub fn snapshot(
+    fn snapshot(
         &self,
         id: i64,
         rows: u64,
@@ -248,7 +138,7 @@ impl Ledger {
 
     /// Records the driver's progress: the transaction, the confirmed rows, abandoned transactions.
     /// `begun_at` is set when the transaction changes.
-    pub fn progress(&self, id: i64, p: &Checkpoint, now: &str) -> Result<(), LedgerError> {
+    fn progress(&self, id: i64, p: &Checkpoint, now: &str) -> Result<(), LedgerError> {
         let abandoned = serde_json::to_string(&p.abandoned).expect("strings serialize");
         self.conn
             .execute(
@@ -273,7 +163,7 @@ impl Ledger {
     }
 
     /// Records how a run ended.
-    pub fn finish(&self, id: i64, f: &Finish) -> Result<(), LedgerError> {
+    fn finish(&self, id: i64, f: &Finish) -> Result<(), LedgerError> {
         self.conn
             .execute(
                 "UPDATE runs SET state = ?2, exit_code = ?3, error = ?4, finished_at = ?5,
@@ -294,7 +184,7 @@ impl Ledger {
     }
 
     /// Records that run `id` continues the transaction of run `from`.
-    pub fn resumed(&self, id: i64, from: i64) -> Result<(), LedgerError> {
+    fn resumed(&self, id: i64, from: i64) -> Result<(), LedgerError> {
         self.conn
             .execute(
                 "UPDATE runs SET resumed_from = ?2 WHERE id = ?1",
@@ -305,7 +195,7 @@ impl Ledger {
     }
 
     /// Clears a run's spool path once the file is gone.
-    pub fn spool_removed(&self, id: i64) -> Result<(), LedgerError> {
+    fn spool_removed(&self, id: i64) -> Result<(), LedgerError> {
         self.conn
             .execute(
                 "UPDATE runs SET spool_path = NULL WHERE id = ?1",
@@ -318,7 +208,7 @@ impl Ledger {
     /// Runs started before `before` (an RFC 3339 time) that may be forgotten: finished, and neither
     /// the newest run of their store (a `--resume` may need it) nor its newest success (the shrink
     /// guard's baseline). With each, its kept snapshot, if any.
-    pub fn prunable(&self, before: &str) -> Result<Vec<(i64, Option<String>)>, LedgerError> {
+    fn prunable(&self, before: &str) -> Result<Vec<(i64, Option<String>)>, LedgerError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -336,11 +226,14 @@ impl Ledger {
     }
 
     /// Forgets the runs `ids`, in one transaction.
-    pub fn forget(&mut self, ids: &[i64]) -> Result<(), LedgerError> {
-        let tx = self.conn.transaction().map_err(|e| LedgerError::Sqlite {
-            path: self.path.clone(),
-            source: e,
-        })?;
+    fn forget(&self, ids: &[i64]) -> Result<(), LedgerError> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(|e| LedgerError::Sqlite {
+                path: self.path.clone(),
+                source: e,
+            })?;
         for id in ids {
             tx.execute("DELETE FROM runs WHERE id = ?1", params![id])
                 .map_err(|e| LedgerError::Sqlite {
@@ -355,7 +248,7 @@ impl Ledger {
     }
 
     /// Every snapshot a run still refers to.
-    pub fn referenced_spools(&self) -> Result<Vec<String>, LedgerError> {
+    fn referenced_spools(&self) -> Result<Vec<String>, LedgerError> {
         let mut stmt = self
             .conn
             .prepare("SELECT spool_path FROM runs WHERE spool_path IS NOT NULL")
@@ -365,7 +258,7 @@ impl Ledger {
     }
 
     /// The last upload of a store to Rider Rewards that succeeded.
-    pub fn last_success(&self, store_id: &str) -> Result<Option<RunRecord>, LedgerError> {
+    fn last_success(&self, store_id: &str) -> Result<Option<RunRecord>, LedgerError> {
         self.one(
             "SELECT * FROM runs WHERE store_id = ?1 AND state = 'succeeded' AND destination = 'riderrewards'
              ORDER BY id DESC LIMIT 1",
@@ -376,7 +269,7 @@ impl Ledger {
     /// The last run of a store other than `except`, whatever its state, leaving out runs stopped by
     /// their configuration (exit 78): those never reached the server, so the transaction a `--resume`
     /// may continue is an earlier run's.
-    pub fn last_run(&self, store_id: &str, except: i64) -> Result<Option<RunRecord>, LedgerError> {
+    fn last_run(&self, store_id: &str, except: i64) -> Result<Option<RunRecord>, LedgerError> {
         self.conn
             .query_row(
                 "SELECT * FROM runs WHERE store_id = ?1 AND id != ?2 AND destination = 'riderrewards'
@@ -390,11 +283,7 @@ impl Ledger {
     }
 
     /// The snapshots earlier runs of a store kept: (run id, path).
-    pub fn kept_spools(
-        &self,
-        store_id: &str,
-        except: i64,
-    ) -> Result<Vec<(i64, String)>, LedgerError> {
+    fn kept_spools(&self, store_id: &str, except: i64) -> Result<Vec<(i64, String)>, LedgerError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -409,12 +298,7 @@ impl Ledger {
     }
 
     /// Runs still marked running that are not `except`: their process died (the caller holds the lock).
-    pub fn mark_crashed(
-        &self,
-        store_id: &str,
-        except: i64,
-        now: &str,
-    ) -> Result<usize, LedgerError> {
+    fn mark_crashed(&self, store_id: &str, except: i64, now: &str) -> Result<usize, LedgerError> {
         self.conn
             .execute(
                 "UPDATE runs SET state = 'interrupted', error = 'the process died before the run ended',
@@ -425,7 +309,7 @@ impl Ledger {
     }
 
     /// Runs of one store (or all), newest first.
-    pub fn history(
+    fn history(
         &self,
         store: Option<&str>,
         state: Option<&str>,
@@ -446,7 +330,7 @@ impl Ledger {
     }
 
     /// Whether any run was recorded for `store` (its name or RRStoreID).
-    pub fn knows_store(&self, store: &str) -> Result<bool, LedgerError> {
+    fn knows_store(&self, store: &str) -> Result<bool, LedgerError> {
         self.conn
             .query_row(
                 "SELECT EXISTS (SELECT 1 FROM runs WHERE store = ?1 OR store_id = ?1)",
@@ -458,7 +342,7 @@ impl Ledger {
 
     /// Every store's latest finished run, latest success and number of runs by state, for `status` and
     /// the metrics. Stores are named as their runs name them; sorted by name.
-    pub fn overview(&self) -> Result<Vec<StoreOverview>, LedgerError> {
+    fn overview(&self) -> Result<Vec<StoreOverview>, LedgerError> {
         let latest = |sql: &str| -> Result<Vec<RunRecord>, LedgerError> {
             let mut stmt = self.conn.prepare(sql).map_err(|e| self.fail(e))?;
             let rows = stmt.query_map([], record).map_err(|e| self.fail(e))?;
@@ -484,25 +368,7 @@ impl Ledger {
             .map_err(|e| self.fail(e))?
             .collect::<Result<_, _>>()
             .map_err(|e| self.fail(e))?;
-        Ok(last
-            .into_iter()
-            .map(|last| StoreOverview {
-                last_success: successes.iter().find(|s| s.store == last.store).cloned(),
-                runs_by_state: counts
-                    .iter()
-                    .filter(|(store, _, _)| *store == last.store)
-                    .map(|(_, state, n)| (state.clone(), *n as u64))
-                    .collect(),
-                last,
-            })
-            .collect())
-    }
-
-    fn one(&self, sql: &str, store_id: &str) -> Result<Option<RunRecord>, LedgerError> {
-        self.conn
-            .query_row(sql, params![store_id], record)
-            .optional()
-            .map_err(|e| self.fail(e))
+        Ok(super::overview_of(last, &successes, &counts))
     }
 }
 
@@ -559,97 +425,29 @@ fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
 mod tests {
     use super::*;
 
-    fn start(ledger: &Ledger, store_id: &str) -> i64 {
-        ledger
-            .start(&NewRun {
-                store: "north",
-                store_id,
-                destination: RIDER_REWARDS,
-                feed: "C",
-                input: "/x.csv",
-                started_at: "2026-11-22T01:00:00Z",
-            })
-            .unwrap()
-    }
-
-    fn finish(ledger: &Ledger, id: i64, state: &str) {
-        ledger
-            .finish(
-                id,
-                &Finish {
-                    state,
-                    exit_code: 0,
-                    error: None,
-                    finished_at: "2026-11-22T01:01:00Z",
-                    duration: Duration::from_millis(1500),
-                    warnings: 0,
-                    rows: None,
-                },
-            )
-            .unwrap();
-    }
-
     #[test]
-    fn records_a_run_from_start_to_finish() {
+    fn a_ledger_of_an_older_rrfeed_gains_the_new_columns() {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(dir.path()).unwrap();
-        let id = start(&ledger, "1");
-        ledger
-            .snapshot(id, 2500, "in-hash", "snap-hash", Path::new("/s/run.ndjson"))
-            .unwrap();
-        let mut p = Checkpoint {
-            transactionid: Some("T1"),
-            partnertransactionid: Some("P1"),
-            chunks: 1,
-            confirmed: 1000,
-            ..Checkpoint::default()
-        };
-        ledger.progress(id, &p, "2026-11-22T01:00:05Z").unwrap();
-        p.chunks = 3;
-        p.confirmed = 2500;
-        p.ended = true;
-        ledger.progress(id, &p, "2026-11-22T01:00:09Z").unwrap();
-        finish(&ledger, id, "succeeded");
-        let r = ledger.last_success("1").unwrap().unwrap();
+        let path = dir.path().join(LEDGER_FILE);
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, store TEXT NOT NULL,
+               store_id TEXT NOT NULL, feed TEXT NOT NULL, input TEXT NOT NULL, input_blake3 TEXT,
+               snapshot_blake3 TEXT, spool_path TEXT, rows INTEGER, chunks INTEGER, confirmed INTEGER,
+               transactionid TEXT, partnertransactionid TEXT, ended_transactionid TEXT,
+               abandoned TEXT NOT NULL DEFAULT '[]', state TEXT NOT NULL, exit_code INTEGER, error TEXT,
+               pid INTEGER, started_at TEXT NOT NULL, begun_at TEXT, finished_at TEXT,
+               duration_ms INTEGER, resumed_from INTEGER);
+             INSERT INTO runs (store, store_id, feed, input, state, exit_code, started_at)
+               VALUES ('north', '1', 'C', 'x.csv', 'succeeded', 0, '2026-11-01T00:00:00Z');",
+        )
+        .unwrap();
+        drop(old);
+        let ledger = SqliteLedger::open(dir.path()).unwrap();
+        let run = ledger.last_success("1").unwrap().unwrap();
         assert_eq!(
-            (r.rows, r.chunks, r.confirmed),
-            (Some(2500), Some(3), Some(2500))
+            (run.destination.as_str(), run.warnings),
+            ("riderrewards", None)
         );
-        assert_eq!(
-            r.begun_at.as_deref(),
-            Some("2026-11-22T01:00:05Z"),
-            "begun when T1 first seen"
-        );
-        assert_eq!(r.ended_transactionid.as_deref(), Some("T1"));
-        assert_eq!(r.duration_ms, Some(1500));
-        assert_eq!(r.snapshot_blake3.as_deref(), Some("snap-hash"));
-    }
-
-    #[test]
-    fn history_is_newest_first_and_filters_by_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(dir.path()).unwrap();
-        let a = start(&ledger, "1");
-        finish(&ledger, a, "succeeded");
-        let b = start(&ledger, "2");
-        finish(&ledger, b, "failed");
-        let all = ledger.history(None, None, 10).unwrap();
-        assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), [b, a]);
-        assert_eq!(ledger.history(Some("2"), None, 10).unwrap().len(), 1);
-        assert_eq!(ledger.history(None, None, 1).unwrap().len(), 1);
-        assert_eq!(ledger.history(None, Some("nosuch"), 10).unwrap().len(), 0);
-        assert!(ledger.knows_store("2").unwrap() && !ledger.knows_store("9").unwrap());
-        assert_eq!(ledger.last_success("2").unwrap(), None);
-    }
-
-    #[test]
-    fn runs_left_running_are_marked_interrupted() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(dir.path()).unwrap();
-        let dead = start(&ledger, "1");
-        let live = start(&ledger, "1");
-        assert_eq!(ledger.mark_crashed("1", live, "now").unwrap(), 1);
-        let r = ledger.last_run("1", live).unwrap().unwrap();
-        assert_eq!((r.id, r.state.as_str()), (dead, "interrupted"));
     }
 }
