@@ -29,6 +29,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::History(args) => cmd::history::run(args, global, &ctx),
         Command::Status(args) => cmd::status::run(args, global, &ctx),
         Command::Prune(args) => cmd::prune::run(args, global, &ctx),
+        Command::State(command) => cmd::state::run(command, global, &ctx),
         Command::Config(ConfigCommand::Check(args)) => cmd::config_check::run(args, global, &ctx),
         Command::Crm(command) => runtime.block_on(cmd::crm::run(command, global, &ctx)),
         Command::Webhook(WebhookCommand::Serve(args)) => {

@@ -107,6 +107,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Forget old runs and remove old snapshots (never a store's newest run or newest success)
     Prune(PruneArgs),
+    /// The shared state in PostgreSQL (state_url): migrate its schema; export and import a ledger
+    #[command(subcommand)]
+    State(StateCommand),
     /// Check the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -384,6 +387,32 @@ pub struct HistoryArgs {
     pub limit: usize,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Create or upgrade the schema in PostgreSQL now (every command does it when it connects)
+    Migrate,
+    /// Write every run of the ledger as one JSON object a line (to move it to another backend)
+    Export(StateExportArgs),
+    /// Add the runs of an export to the configured ledger, e.g. a SQLite ledger into PostgreSQL
+    Import(StateImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StateExportArgs {
+    /// Write here instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StateImportArgs {
+    /// A file written by `rrfeed state export`
+    pub file: PathBuf,
+    /// Import even into a ledger that already holds runs
+    #[arg(long)]
+    pub append: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// A store whose last success is older than this is stale
@@ -480,6 +509,11 @@ pub struct UploadArgs {
     /// line, record, field, value, reason
     #[arg(long, value_name = "OUT.csv", conflicts_with = "all_stores")]
     pub rejects: Option<PathBuf>,
+    /// With --all-stores: only the stores in shard I of N (0-based; a stable hash of the store's
+    /// name), so that N processes share a night; `auto/N` takes I from JOB_COMPLETION_INDEX (a
+    /// Kubernetes Indexed Job)
+    #[arg(long, requires = "all_stores", value_name = "I/N")]
+    pub shard: Option<crate::shard::ShardSpec>,
     /// With --all-stores: how many stores at once (never two runs of one store)
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64), value_name = "N")]
     pub jobs: u16,

@@ -49,6 +49,7 @@ pub(crate) mod prune;
 pub(crate) mod rejects;
 pub(crate) mod repeats;
 pub(crate) mod run;
+pub mod shard;
 pub(crate) mod signal;
 pub mod source;
 pub(crate) mod spool;

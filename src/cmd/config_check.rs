@@ -131,6 +131,25 @@ fn check(config: &Config, global: &GlobalArgs, ctx: &Context) -> Report {
     if let Err(reason) = writable(Path::new(&report.state_dir)) {
         problems.push(ConfigError::invalid("state_dir", reason).to_string());
     }
+    if let Some(state) = note(problems, config.state(&overrides, &ctx.env))
+        && let Some(target) = &state.postgres
+    {
+        let reached = target.connect().map(|client| {
+            crate::state::postgres::blocking(move || drop(client));
+        });
+        let shown = match reached {
+            Ok(()) => "reachable, schema up to date".to_owned(),
+            Err(e) => {
+                problems.push(ConfigError::invalid("state_url", e).to_string());
+                "unreachable (see the problems below)".to_owned()
+            }
+        };
+        let _ = writeln!(
+            out,
+            "state_url:        PostgreSQL {} ({shown}): the ledger and the locks are shared",
+            target.describe()
+        );
+    }
     if let Some(retry) = &retry {
         let _ = writeln!(
             out,

@@ -6,6 +6,7 @@ pub mod crm;
 pub mod history;
 pub mod mock;
 pub mod prune;
+pub mod state;
 pub mod status;
 pub mod stores;
 pub mod upload;

@@ -51,7 +51,7 @@ pub enum LedgerError {
 }
 
 /// One run as recorded.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct RunRecord {
     pub id: i64,
     pub store: String,
@@ -192,6 +192,9 @@ pub trait Ledger: Send {
     /// Every store's latest finished run, latest success and number of runs by state, for `status`
     /// and the metrics; sorted by store name.
     fn overview(&self) -> Result<Vec<StoreOverview>, LedgerError>;
+    /// Adds a run recorded elsewhere (`rrfeed state import`) with all its fields but its id and
+    /// `resumed_from`, which the caller maps; returns its new id.
+    fn import(&self, run: &RunRecord, resumed_from: Option<i64>) -> Result<i64, LedgerError>;
 }
 
 /// Opens (creating if needed) the ledger of `state`.

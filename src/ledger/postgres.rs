@@ -284,6 +284,59 @@ impl Ledger for PgLedger {
         Ok(row.get(0))
     }
 
+    fn import(&self, r: &RunRecord, resumed_from: Option<i64>) -> Result<i64, LedgerError> {
+        let abandoned = abandoned_json(&r.abandoned_transactions);
+        let n = |v: Option<u64>| v.map(|v| v as i64);
+        let (rows, chunks, confirmed, duration, warnings) = (
+            n(r.rows),
+            n(r.chunks),
+            n(r.confirmed),
+            n(r.duration_ms),
+            n(r.warnings),
+        );
+        let exit_code = r.exit_code.map(i32::from);
+        let pid = r.pid.map(i64::from);
+        let row = self.with(|c| {
+            c.query_one(
+                "INSERT INTO rrfeed_runs (store, store_id, feed, input, input_blake3, snapshot_blake3,
+                    spool_path, rows, chunks, confirmed, transactionid, partnertransactionid,
+                    ended_transactionid, abandoned, state, exit_code, error, pid, started_at, begun_at,
+                    finished_at, duration_ms, resumed_from, warnings, destination)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                    $18, $19, $20, $21, $22, $23, $24, $25)
+                 RETURNING id",
+                &[
+                    &r.store,
+                    &r.store_id,
+                    &r.feed,
+                    &r.input,
+                    &r.input_blake3,
+                    &r.snapshot_blake3,
+                    &r.spool_path,
+                    &rows,
+                    &chunks,
+                    &confirmed,
+                    &r.transactionid,
+                    &r.partnertransactionid,
+                    &r.ended_transactionid,
+                    &abandoned,
+                    &r.state,
+                    &exit_code,
+                    &r.error,
+                    &pid,
+                    &r.started_at,
+                    &r.begun_at,
+                    &r.finished_at,
+                    &duration,
+                    &resumed_from,
+                    &warnings,
+                    &r.destination,
+                ],
+            )
+        })?;
+        Ok(row.get(0))
+    }
+
     fn overview(&self) -> Result<Vec<StoreOverview>, LedgerError> {
         let last = self.records(
             &format!(

@@ -340,6 +340,49 @@ impl Ledger for SqliteLedger {
             .map_err(|e| self.fail(e))
     }
 
+    fn import(&self, r: &RunRecord, resumed_from: Option<i64>) -> Result<i64, LedgerError> {
+        let abandoned = super::abandoned_json(&r.abandoned_transactions);
+        let n = |v: Option<u64>| v.map(|v| v as i64);
+        self.conn
+            .execute(
+                "INSERT INTO runs (store, store_id, feed, input, input_blake3, snapshot_blake3,
+                    spool_path, rows, chunks, confirmed, transactionid, partnertransactionid,
+                    ended_transactionid, abandoned, state, exit_code, error, pid, started_at, begun_at,
+                    finished_at, duration_ms, resumed_from, warnings, destination)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                    ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+                params![
+                    r.store,
+                    r.store_id,
+                    r.feed,
+                    r.input,
+                    r.input_blake3,
+                    r.snapshot_blake3,
+                    r.spool_path,
+                    n(r.rows),
+                    n(r.chunks),
+                    n(r.confirmed),
+                    r.transactionid,
+                    r.partnertransactionid,
+                    r.ended_transactionid,
+                    abandoned,
+                    r.state,
+                    r.exit_code,
+                    r.error,
+                    r.pid,
+                    r.started_at,
+                    r.begun_at,
+                    r.finished_at,
+                    n(r.duration_ms),
+                    resumed_from,
+                    n(r.warnings),
+                    r.destination
+                ],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
     /// Every store's latest finished run, latest success and number of runs by state, for `status` and
     /// the metrics. Stores are named as their runs name them; sorted by name.
     fn overview(&self) -> Result<Vec<StoreOverview>, LedgerError> {

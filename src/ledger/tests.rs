@@ -186,6 +186,50 @@ pub(crate) fn old_runs_are_pruned_but_not_the_newest_or_last_success(ledger: &dy
     );
 }
 
+pub(crate) fn imported_runs_keep_every_field_and_their_links(ledger: &dyn Ledger) {
+    let dir = tempfile::tempdir().unwrap();
+    let source = super::sqlite::SqliteLedger::open(dir.path()).unwrap();
+    let first = start(&source, "1", "2026-11-20T01:00:00Z");
+    source
+        .progress(
+            first,
+            &Checkpoint {
+                transactionid: Some("T1"),
+                partnertransactionid: Some("P1"),
+                abandoned: &["T0".to_owned()],
+                chunks: 2,
+                confirmed: 2000,
+                ended: false,
+            },
+            "2026-11-20T01:00:01Z",
+        )
+        .unwrap();
+    finish(&source, first, "interrupted", 143);
+    let second = start(&source, "1", "2026-11-20T02:00:00Z");
+    source.resumed(second, first).unwrap();
+    finish(&source, second, "succeeded", 0);
+    let mut runs = source.history(None, None, usize::MAX).unwrap();
+    runs.reverse();
+    let mut ids = std::collections::HashMap::new();
+    for run in &runs {
+        let from = run.resumed_from.and_then(|old| ids.get(&old).copied());
+        ids.insert(run.id, ledger.import(run, from).unwrap());
+    }
+    let imported = ledger.history(None, None, 10).unwrap();
+    assert_eq!(imported.len(), 2);
+    let (new_second, new_first) = (&imported[0], &imported[1]);
+    assert_eq!(new_second.resumed_from, Some(new_first.id));
+    let same = |a: &RunRecord, b: &RunRecord| {
+        RunRecord {
+            id: b.id,
+            resumed_from: b.resumed_from,
+            ..a.clone()
+        } == *b
+    };
+    assert!(same(&runs[0], new_first), "{:?}\n{new_first:?}", runs[0]);
+    assert!(same(&runs[1], new_second));
+}
+
 /// One `#[test]` per behaviour and backend.
 macro_rules! backends {
     ($($name:ident),* $(,)?) => {
@@ -221,4 +265,5 @@ backends!(
     resume_looks_past_configuration_failures_and_crm_syncs,
     the_overview_has_each_stores_latest_run_success_and_counts,
     old_runs_are_pruned_but_not_the_newest_or_last_success,
+    imported_runs_keep_every_field_and_their_links,
 );

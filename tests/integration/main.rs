@@ -3,6 +3,7 @@
 mod contract;
 mod crm;
 mod faults;
+mod fleet;
 mod helpers;
 mod input;
 mod mappings;

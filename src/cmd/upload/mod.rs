@@ -312,12 +312,20 @@ fn chosen_stores(
     ctx: &Context,
 ) -> Result<Vec<Result<StoreSettings, StoreProblem>>, ConfigError> {
     if args.all_stores {
+        let shard = args
+            .shard
+            .map(|spec| spec.resolve(&ctx.env))
+            .transpose()
+            .map_err(|reason| ConfigError::invalid("--shard", reason))?;
         let mut kept = Vec::new();
         for store in config.stores()? {
             let name = match &store {
                 Ok(s) => &s.name,
                 Err(problem) => &problem.name,
             };
+            if shard.is_some_and(|shard| !shard.holds(name)) {
+                continue;
+            }
             // Stores whose customers go to CRM.COM are synced by `rrfeed crm sync`, never uploaded.
             if config.destination_of(name)? == Destination::Crm {
                 tracing::info!(store = %name, "skipping a store whose destination is CRM.COM");
@@ -325,11 +333,19 @@ fn chosen_stores(
                 kept.push(store);
             }
         }
-        if kept.is_empty() {
+        if kept.is_empty() && shard.is_none() {
             return Err(ConfigError::invalid(
                 "--all-stores",
                 "the config has no [[store]] entries",
             ));
+        }
+        if let Some(shard) = shard {
+            tracing::info!(
+                shard = shard.index,
+                of = shard.count,
+                stores = kept.len(),
+                "running the stores of this shard"
+            );
         }
         return Ok(kept);
     }
