@@ -2,6 +2,7 @@
 
 mod contract;
 mod crm;
+mod deploy;
 mod faults;
 mod fleet;
 mod helpers;
