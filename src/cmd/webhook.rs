@@ -2,7 +2,6 @@
 //! scripts and tests), then serves until Ctrl-C or SIGTERM, finishing the requests it has accepted.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,10 +11,11 @@ use crate::cli::{GlobalArgs, WebhookExportArgs, WebhookServeArgs, WebhookStatusA
 use crate::config::{Config, ConfigError, Overrides, WebhookOverrides};
 use crate::error::Exit;
 use crate::monitor::ping::Ping;
+use crate::state::State;
 use crate::webhook::export::{self, Exported};
 use crate::webhook::health;
 use crate::webhook::metrics::ReceiverMetrics;
-use crate::webhook::outbox::{Counts, Outbox, OutboxError};
+use crate::webhook::outbox::{self, Counts, OutboxError};
 use crate::webhook::server::{self, Receiver, UPDATES_PATH};
 use crate::webhook::writer;
 
@@ -54,14 +54,15 @@ fn fail(command: &str, e: &WebhookError) -> Exit {
     e.exit()
 }
 
-fn state_dir(global: &GlobalArgs, ctx: &Context) -> Result<(Config, PathBuf), WebhookError> {
+fn state_dir(global: &GlobalArgs, ctx: &Context) -> Result<(Config, State), WebhookError> {
     let config = Config::load(global.config.as_deref())?;
     let overrides = Overrides {
         state_dir: global.state_dir.clone(),
+        ca_cert: global.ca_cert.clone(),
         ..Overrides::default()
     };
-    let dir = config.state_dir(&overrides, &ctx.env);
-    Ok((config, dir))
+    let state = config.state(&overrides, &ctx.env)?;
+    Ok((config, state))
 }
 
 pub async fn serve(args: &WebhookServeArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
@@ -76,7 +77,7 @@ async fn serve_inner(
     global: &GlobalArgs,
     ctx: &Context,
 ) -> Result<(), WebhookError> {
-    let (config, dir) = state_dir(global, ctx)?;
+    let (config, state) = state_dir(global, ctx)?;
     let settings = config.webhook(
         &ctx.env,
         &WebhookOverrides {
@@ -86,8 +87,8 @@ async fn serve_inner(
             request_timeout: args.request_timeout,
         },
     )?;
-    let outbox = Outbox::open(&dir)?;
-    let outbox_path = outbox.path().to_owned();
+    let outbox = outbox::open(&state)?;
+    let outbox_place = outbox.place();
     let listener =
         TcpListener::bind(settings.listen)
             .await
@@ -99,7 +100,7 @@ async fn serve_inner(
         .local_addr()
         .expect("a bound listener has an address");
     let (handle, thread) = writer::start(outbox, Arc::new(jiff::Timestamp::now));
-    let metrics = Arc::new(ReceiverMetrics::new(dir.clone()));
+    let metrics = Arc::new(ReceiverMetrics::new(state.clone()));
     let (metrics_task, metrics_addr) =
         match serve_metrics(args.metrics_listen, metrics.clone()).await? {
             Some((task, addr)) => (Some(task), Some(addr)),
@@ -107,7 +108,7 @@ async fn serve_inner(
         };
     let background = Background {
         metrics: metrics_task,
-        ping: start_pinging(args, &config, ctx, &dir, &handle),
+        ping: start_pinging(args, &config, ctx, &state, &handle),
     };
     let receiver = Receiver::new(
         &settings,
@@ -121,13 +122,13 @@ async fn serve_inner(
             out,
             "rrfeed webhook listening on http://{addr}{UPDATES_PATH}"
         );
-        let _ = writeln!(out, "outbox: {}", outbox_path.display());
+        let _ = writeln!(out, "outbox: {}", outbox_place);
         if let Some(addr) = metrics_addr {
             let _ = writeln!(out, "metrics: http://{addr}/metrics");
         }
         let _ = out.flush();
     }
-    tracing::info!(%addr, outbox = %outbox_path.display(), "webhook receiver started");
+    tracing::info!(%addr, outbox = %outbox_place, "webhook receiver started");
     let served = server::serve(
         listener,
         server::router(Arc::new(receiver)),
@@ -188,7 +189,7 @@ fn start_pinging(
     args: &WebhookServeArgs,
     config: &Config,
     ctx: &Context,
-    dir: &std::path::Path,
+    state: &State,
     writer: &writer::WriterHandle,
 ) -> Option<tokio::task::JoinHandle<()>> {
     if args.no_ping {
@@ -204,17 +205,17 @@ fn start_pinging(
     let ping = Ping::new(url, config.file.ca_cert.as_deref())?;
     Some(tokio::spawn(health::keep_pinging(
         ping,
-        dir.to_owned(),
+        state.clone(),
         writer.clone(),
         args.ping_every,
     )))
 }
 
 pub fn export(args: &WebhookExportArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
-    let result = state_dir(global, ctx).and_then(|(_, dir)| {
-        let mut outbox = Outbox::open(&dir)?;
+    let result = state_dir(global, ctx).and_then(|(_, state)| {
+        let mut outbox = outbox::open(&state)?;
         Ok(export::export(
-            &mut outbox,
+            outbox.as_mut(),
             args.format,
             args.all,
             args.out.as_deref(),
@@ -248,12 +249,11 @@ fn describe(done: &Exported) -> String {
 
 pub fn status(args: &WebhookStatusArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
     // A status query never creates an outbox: none yet means nothing received.
-    let result = state_dir(global, ctx).and_then(|(_, dir)| {
-        if !dir.join(crate::webhook::outbox::FILE_NAME).exists() {
-            return Ok(Counts::default());
-        }
-        Ok(Outbox::open(&dir).and_then(|o| o.counts())?)
-    });
+    let result =
+        state_dir(global, ctx).and_then(|(_, state)| match outbox::open_existing(&state)? {
+            Some(mut outbox) => Ok(outbox.counts()?),
+            None => Ok(Counts::default()),
+        });
     match result {
         Ok(counts) => {
             print_result(args.json, &counts, || render(&counts));

@@ -145,14 +145,11 @@ pub fn refresh(path: &Path, state: &crate::state::State) {
 fn try_refresh(path: &Path, state: &crate::state::State) -> Result<(), String> {
     let ledger = crate::ledger::open(state).map_err(|e| e.to_string())?;
     let stores = ledger.overview().map_err(|e| e.to_string())?;
-    write_atomically(path, &text(&stores, webhook_pending(&state.dir))).map_err(|e| e.to_string())
+    write_atomically(path, &text(&stores, webhook_pending(state))).map_err(|e| e.to_string())
 }
 
-/// The receiver's pending updates, when it has an outbox in this state directory.
-fn webhook_pending(state_dir: &Path) -> Option<u64> {
-    if !state_dir.join(crate::webhook::outbox::FILE_NAME).exists() {
-        return None;
-    }
-    let outbox = crate::webhook::outbox::Outbox::open(state_dir).ok()?;
+/// The receiver's pending updates, when it has an outbox where `state` is.
+fn webhook_pending(state: &crate::state::State) -> Option<u64> {
+    let mut outbox = crate::webhook::outbox::open_existing(state).ok()??;
     outbox.counts().ok().map(|c| c.pending.max(0) as u64)
 }

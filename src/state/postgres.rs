@@ -261,7 +261,7 @@ fn client_config(extra: &[&Path]) -> Result<rustls::ClientConfig, String> {
 }
 
 /// The schema's versions, in order; each runs once, in a transaction.
-const MIGRATIONS: [&str; 1] = [
+const MIGRATIONS: [&str; 2] = [
     // 1: the run ledger and the holders of the per-store locks.
     "CREATE TABLE rrfeed_runs (
         id BIGSERIAL PRIMARY KEY,
@@ -299,6 +299,18 @@ const MIGRATIONS: [&str; 1] = [
         pid BIGINT NOT NULL,
         started TEXT NOT NULL
     );",
+    // 2: the webhook receiver's outbox.
+    "CREATE TABLE rrfeed_outbox (
+        seq BIGSERIAL PRIMARY KEY,
+        received_at TEXT NOT NULL,
+        customer_key TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        customer TEXT NOT NULL,
+        raw TEXT NOT NULL,
+        exported_at TEXT
+    );
+    CREATE INDEX rrfeed_outbox_by_customer ON rrfeed_outbox (customer_key, seq);
+    CREATE INDEX rrfeed_outbox_pending ON rrfeed_outbox (exported_at, seq);",
 ];
 
 /// The advisory lock that serializes migrations: two hosts starting at once migrate one after the other.

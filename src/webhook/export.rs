@@ -50,12 +50,13 @@ pub enum ExportError {
 /// Writes the latest update of each customer with a pending one (of every customer when `all`) to
 /// `out` (stdout when `None`), then marks the pending updates it covered exported.
 pub fn export(
-    outbox: &mut Outbox,
+    outbox: &mut dyn Outbox,
     format: ExportFormat,
     all: bool,
     out: Option<&Path>,
     now: Timestamp,
 ) -> Result<Exported, ExportError> {
+    outbox.exclusive_export()?;
     let up_to_seq = outbox.last_seq()?;
     let rows = outbox.latest(up_to_seq, all)?;
     match out {
@@ -172,11 +173,12 @@ fn write_json(out: &mut dyn Write, rows: &[Row]) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::customer::Normalizer;
+    use crate::webhook::outbox::sqlite::SqliteOutbox;
     use crate::webhook::payload;
 
-    fn outbox_with(bodies: &[&str]) -> (tempfile::TempDir, Outbox) {
+    fn outbox_with(bodies: &[&str]) -> (tempfile::TempDir, SqliteOutbox) {
         let dir = tempfile::tempdir().unwrap();
-        let mut outbox = Outbox::open(dir.path()).unwrap();
+        let mut outbox = SqliteOutbox::open(dir.path()).unwrap();
         let normalizer = Normalizer::new(jiff::civil::date(2026, 11, 22));
         for body in bodies {
             let updates = payload::parse(body.as_bytes(), 10, &normalizer).unwrap();
@@ -185,7 +187,7 @@ mod tests {
         (dir, outbox)
     }
 
-    fn export_to(outbox: &mut Outbox, format: ExportFormat, all: bool, out: &Path) -> Exported {
+    fn export_to(outbox: &mut dyn Outbox, format: ExportFormat, all: bool, out: &Path) -> Exported {
         export(outbox, format, all, Some(out), Timestamp::UNIX_EPOCH).unwrap()
     }
 

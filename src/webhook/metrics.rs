@@ -2,7 +2,6 @@
 //! text format: requests received, customer updates stored, requests refused by reason, how long
 //! committing an update to the outbox took, and the updates the dealer system has not exported yet.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -31,12 +30,12 @@ pub struct ReceiverMetrics {
     refused: Family<Refusal, Counter>,
     commit_seconds: Histogram,
     pending: Gauge,
-    outbox_dir: PathBuf,
+    state: crate::state::State,
 }
 
 impl ReceiverMetrics {
-    /// Metrics of a receiver whose outbox is in `outbox_dir`.
-    pub fn new(outbox_dir: PathBuf) -> Self {
+    /// Metrics of a receiver whose outbox is in `state`.
+    pub fn new(state: crate::state::State) -> Self {
         let mut registry = Registry::with_prefix("rrfeed_webhook");
         let received = Counter::default();
         let stored = Counter::default();
@@ -76,7 +75,7 @@ impl ReceiverMetrics {
             refused,
             commit_seconds,
             pending,
-            outbox_dir,
+            state,
         }
     }
 
@@ -95,8 +94,7 @@ impl ReceiverMetrics {
 
     /// The metrics as text, the pending count read from the outbox now.
     fn render(&self) -> Result<String, String> {
-        let outbox =
-            crate::webhook::outbox::Outbox::open(&self.outbox_dir).map_err(|e| e.to_string())?;
+        let mut outbox = crate::webhook::outbox::open(&self.state).map_err(|e| e.to_string())?;
         let counts = outbox.counts().map_err(|e| e.to_string())?;
         self.pending.set(counts.pending);
         let mut text = String::new();

@@ -48,7 +48,7 @@ impl WriterThread {
 
 /// Starts the writer on `outbox`; `now` stamps each commit's updates.
 pub fn start(
-    mut outbox: Outbox,
+    mut outbox: Box<dyn Outbox>,
     now: Arc<dyn Fn() -> Timestamp + Send + Sync>,
 ) -> (WriterHandle, WriterThread) {
     let (tx, mut rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
@@ -63,14 +63,14 @@ pub fn start(
                         Err(_) => break,
                     }
                 }
-                commit(&mut outbox, jobs, now());
+                commit(outbox.as_mut(), jobs, now());
             }
         })
         .expect("a thread can be spawned");
     (WriterHandle { jobs: tx }, WriterThread(thread))
 }
 
-fn commit(outbox: &mut Outbox, jobs: Vec<Job>, now: Timestamp) {
+fn commit(outbox: &mut dyn Outbox, jobs: Vec<Job>, now: Timestamp) {
     let batches: Vec<&[Update]> = jobs.iter().map(|j| j.updates.as_slice()).collect();
     match outbox.store(&batches, now) {
         Ok(results) => {
@@ -108,6 +108,7 @@ impl WriterHandle {
 mod tests {
     use super::*;
     use crate::customer::Normalizer;
+    use crate::webhook::outbox::sqlite::SqliteOutbox;
     use crate::webhook::payload;
 
     fn updates(n: usize) -> Vec<Vec<Update>> {
@@ -123,7 +124,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_requests_are_each_stored_once_and_answered() {
         let dir = tempfile::tempdir().unwrap();
-        let (writer, thread) = start(Outbox::open(dir.path()).unwrap(), Arc::new(Timestamp::now));
+        let outbox = SqliteOutbox::open(dir.path()).unwrap();
+        let (writer, thread) = start(Box::new(outbox), Arc::new(Timestamp::now));
         let tasks: Vec<_> = updates(200)
             .into_iter()
             .map(|u| {
@@ -138,7 +140,7 @@ mod tests {
         }
         drop(writer);
         thread.join();
-        let counts = Outbox::open(dir.path()).unwrap().counts().unwrap();
+        let counts = SqliteOutbox::open(dir.path()).unwrap().counts().unwrap();
         // Each of the 50 customers sent the same update four times: stored once each.
         assert_eq!((counts.updates, repeats), (50, 150));
     }

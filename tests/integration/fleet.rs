@@ -338,3 +338,134 @@ fn a_machines_sqlite_ledger_moves_into_postgres_with_state_export_and_import() {
     );
     assert_eq!(history.as_array().unwrap().len(), 3);
 }
+
+/// `rrfeed webhook serve` as a host: its URL, and the process (killed when dropped).
+struct Receiver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const WEBHOOK_SECRET: &str = "fleet-webhook-secret-0123456789";
+
+fn receiver(host: &Host) -> Receiver {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("rrfeed"))
+        .env_clear()
+        .env("RRFEED_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("RRFEED_STATE_DIR", host.state.path())
+        .env("RRFEED_STATE_URL", &host.state_url)
+        .args(["webhook", "serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let url = first
+        .strip_prefix("rrfeed webhook listening on ")
+        .unwrap()
+        .to_owned();
+    Receiver { child, url }
+}
+
+#[test]
+fn receivers_on_two_hosts_store_each_update_once_and_exports_take_each_once() {
+    let Some(url) = database("receivers") else {
+        return;
+    };
+    let (a, b) = (Host::new(&url), Host::new(&url));
+    let (ra, rb) = (receiver(&a), receiver(&b));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+    // Every update goes to both receivers at once, as a retry routed to the other host would.
+    rt.block_on(async {
+        let mut sends = Vec::new();
+        for i in 0..150 {
+            for target in [&ra.url, &rb.url] {
+                let (client, url) = (client.clone(), format!("{target}/{WEBHOOK_SECRET}"));
+                let body =
+                    format!(r#"{{"PartnerCustomerID": "W{i:03}", "CustomerCity": "Oak Creek"}}"#);
+                sends.push(tokio::spawn(async move {
+                    let answer = client
+                        .post(url)
+                        .header("Content-Type", "application/json")
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
+                    answer.status().as_u16()
+                }));
+            }
+        }
+        for send in sends {
+            assert_eq!(send.await.unwrap(), 200);
+        }
+    });
+    let status = |host: &Host| -> Value {
+        json_of(
+            &Command::new(assert_cmd::cargo::cargo_bin!("rrfeed"))
+                .env_clear()
+                .env("RRFEED_STATE_DIR", host.state.path())
+                .env("RRFEED_STATE_URL", &host.state_url)
+                .args(["webhook", "status", "--json"])
+                .output()
+                .unwrap(),
+        )
+    };
+    assert_eq!(status(&b)["updates"], 150, "each update stored once");
+
+    // Both hosts export at once: every customer lands in exactly one of the two files.
+    let exports: Vec<_> = [&a, &b]
+        .iter()
+        .map(|host| {
+            let out = host.state.path().join("updates.json");
+            let child = Command::new(assert_cmd::cargo::cargo_bin!("rrfeed"))
+                .env_clear()
+                .env("RRFEED_STATE_DIR", host.state.path())
+                .env("RRFEED_STATE_URL", &host.state_url)
+                .args(["webhook", "export", "--format", "json", "--out"])
+                .arg(&out)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (child, out)
+        })
+        .collect();
+    let mut exported: Vec<String> = Vec::new();
+    for (child, out) in exports {
+        let done = child.wait_with_output().unwrap();
+        assert!(
+            done.status.success(),
+            "{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        let rows: Value = serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+        for row in rows.as_array().unwrap() {
+            exported.push(
+                row["customer"]["PartnerCustomerID"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+    }
+    exported.sort();
+    let every: Vec<String> = (0..150).map(|i| format!("W{i:03}")).collect();
+    assert_eq!(exported, every);
+    assert_eq!(status(&a)["pending"], 0);
+    drop((ra, rb));
+}
