@@ -1,6 +1,7 @@
 //! The shipped Kubernetes manifests and Dockerfile, checked where a mistake would cost a night: the
 //! Indexed Job and the `--shard auto/N` argument agree, nights never overlap, every secret and config
-//! key the pods read exists, the receiver's probes and Service point at its port, nothing runs as root.
+//! key the pods read exists, the receiver's replicas share their outbox in PostgreSQL, its probes and
+//! Service point at its port, nothing runs as root.
 
 use std::path::Path;
 
@@ -130,12 +131,21 @@ fn every_secret_the_config_reads_is_in_the_secret_and_the_config_parses() {
 fn the_receivers_probes_and_service_reach_its_port() {
     let docs = manifests("webhook.yaml");
     let deployment = of_kind(&docs, "Deployment");
-    assert_eq!(
-        deployment["spec"]["replicas"].as_i64(),
-        Some(1),
-        "one outbox"
-    );
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    // Replicas share one outbox only in PostgreSQL: they must read its URL from the Secret.
+    if deployment["spec"]["replicas"].as_i64().unwrap_or(1) > 1 {
+        let secrets: Vec<&str> = container["envFrom"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["secretRef"]["name"].as_str())
+            .collect();
+        assert_eq!(
+            secrets,
+            ["rrfeed-secrets"],
+            "the replicas need RRFEED_STATE_URL"
+        );
+    }
     let args = strings(&container["args"]);
     let listen = args
         .iter()
