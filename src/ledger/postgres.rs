@@ -17,13 +17,15 @@ use crate::state::postgres::{PgTarget, blocking, describe_error};
 pub struct PgLedger {
     /// Taken out only when dropped.
     client: Mutex<Option<postgres::Client>>,
+    target: PgTarget,
 }
 
 impl Drop for PgLedger {
     fn drop(&mut self) {
-        // The client closes on a thread where it may block.
-        let client = self.client.get_mut().ok().and_then(Option::take);
-        blocking(move || drop(client));
+        // Back for the next store's run of this process.
+        if let Some(client) = self.client.get_mut().ok().and_then(Option::take) {
+            self.target.release(client);
+        }
     }
 }
 
@@ -41,6 +43,7 @@ impl PgLedger {
         let client = target.connect().map_err(LedgerError::Postgres)?;
         Ok(Self {
             client: Mutex::new(Some(client)),
+            target: target.clone(),
         })
     }
 

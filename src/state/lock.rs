@@ -6,6 +6,8 @@ use super::postgres::{PgTarget, blocking, describe_error};
 /// dropped — or until the connection dies with its process or host.
 pub struct SessionLock {
     client: Option<postgres::Client>,
+    key: i64,
+    target: PgTarget,
 }
 
 impl SessionLock {
@@ -48,7 +50,7 @@ impl SessionLock {
                 host: row.get(1),
                 started: row.get(2),
             });
-            blocking(|| drop(client));
+            target.release(client);
             return Err(LockError::Held {
                 store: store_id.to_owned(),
                 holder,
@@ -68,6 +70,8 @@ impl SessionLock {
         .map_err(fail)?;
         Ok(Self {
             client: Some(client),
+            key,
+            target: target.clone(),
         })
     }
 }
@@ -80,9 +84,17 @@ impl std::fmt::Debug for SessionLock {
 
 impl Drop for SessionLock {
     fn drop(&mut self) {
-        // Closing the session releases the lock; the client closes on a thread where it may block.
-        let client = self.client.take();
-        blocking(move || drop(client));
+        let Some(mut client) = self.client.take() else {
+            return;
+        };
+        // Unlocked, the session can serve the next store's run; if the unlock fails, closing the
+        // session releases the lock.
+        let key = self.key;
+        let unlocked = blocking(|| client.execute("SELECT pg_advisory_unlock($1)", &[&key]));
+        match unlocked {
+            Ok(_) => self.target.release(client),
+            Err(_) => blocking(move || drop(client)),
+        }
     }
 }
 

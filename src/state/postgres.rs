@@ -74,6 +74,8 @@ impl PgTarget {
             _ => SslMode::Require,
         });
         config.application_name("rrfeed");
+        // The server's notices ("relation already exists, skipping") are not the operator's concern.
+        config.options("-c client_min_messages=warning");
         config.connect_timeout(std::time::Duration::from_secs(10));
         Ok(Self { config, tls, shown })
     }
@@ -91,13 +93,35 @@ impl PgTarget {
         other
     }
 
-    /// A new connection, its schema migrated.
+    /// A connection, its schema migrated: an idle one this process used before (a night runs a few
+    /// statements per store, and a new connection costs the server a process), else a new one. The
+    /// migration check runs once per process and database: it is a transaction under a lock every
+    /// host shares. Give it back with [`PgTarget::release`].
     ///
     /// Fails when the server cannot be reached, refuses the login or TLS, or the migration fails.
     pub fn connect(&self) -> Result<postgres::Client, String> {
+        static MIGRATED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        if let Some(client) = take_idle(&self.shown) {
+            return Ok(client);
+        }
         let mut client = self.connect_only()?;
-        blocking(|| migrate(&mut client)).map_err(|e| format!("{}: {e}", self.shown))?;
+        let mut migrated = MIGRATED.lock().unwrap_or_else(|e| e.into_inner());
+        if !migrated.contains(&self.shown) {
+            blocking(|| migrate(&mut client)).map_err(|e| format!("{}: {e}", self.shown))?;
+            migrated.push(self.shown.clone());
+        }
         Ok(client)
+    }
+
+    /// Gives a connection from [`PgTarget::connect`] back for reuse (a broken one is closed).
+    pub fn release(&self, client: postgres::Client) {
+        if client.is_closed() {
+            blocking(move || drop(client));
+            return;
+        }
+        IDLE.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((self.shown.clone(), client));
     }
 
     /// A new connection, as it is.
@@ -112,6 +136,15 @@ impl PgTarget {
         });
         connected.map_err(|e| format!("cannot connect to {}: {}", self.shown, describe_error(&e)))
     }
+}
+
+/// Connections given back, by database, for the next [`PgTarget::connect`] of this process.
+static IDLE: std::sync::Mutex<Vec<(String, postgres::Client)>> = std::sync::Mutex::new(Vec::new());
+
+fn take_idle(shown: &str) -> Option<postgres::Client> {
+    let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+    let at = idle.iter().position(|(db, _)| db == shown)?;
+    Some(idle.swap_remove(at).1)
 }
 
 /// An error with its causes (the server's message, the TLS or network problem).

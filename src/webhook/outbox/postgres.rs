@@ -59,6 +59,7 @@ impl PgOutbox {
 
 impl Drop for PgOutbox {
     fn drop(&mut self) {
+        // Not given back for reuse: an export's session holds its advisory lock until it closes.
         let client = self.client.take();
         blocking(move || drop(client));
     }
