@@ -146,7 +146,7 @@ fn check(config: &Config, global: &GlobalArgs, ctx: &Context) -> Report {
         };
         let _ = writeln!(
             out,
-            "state_url:        PostgreSQL {} ({shown}): the ledger and the locks are shared",
+            "state_url:        PostgreSQL {} ({shown}): the ledger, locks, CRM.COM links and outbox are shared",
             target.describe()
         );
     }

@@ -16,7 +16,7 @@ pub struct FileConfig {
     pub admin_password: Option<SecretRef>,
     pub ca_cert: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
-    /// `postgres://…`: the ledger and the locks in PostgreSQL, shared by several machines.
+    /// `postgres://…`: the ledger, locks, CRM.COM links and outbox in PostgreSQL, shared by several machines.
     pub state_url: Option<UrlSetting>,
     #[serde(default)]
     pub retry: RetryConfig,

@@ -7,15 +7,17 @@
 //! run killed in between (a second Ctrl-C, SIGKILL, an OOM kill) leaves a trace: the next run treats it
 //! like a lost answer and never creates again blindly. A terminated participant stays recorded with its
 //! date; when its customer returns and gets a new participant, the old number moves to the history.
+//!
+//! The table lives in the SQLite ledger of the state directory, or in PostgreSQL with `state_url`
+//! (the same statements: [`db`]).
 
-use std::path::Path;
+mod db;
 
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::ledger::LEDGER_FILE;
-use crate::sqlite::connect;
+use crate::state::State;
+use db::Db;
 
 /// Whose links: one CRM.COM organisation at one URL, for one store (`-` when no store is named).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,12 +60,12 @@ pub struct LinkError {
 }
 
 pub struct Links {
-    conn: Connection,
-    path: String,
+    db: Db,
     scope: Scope,
 }
 
-const SCHEMA: &str = "
+/// The tables in SQLite (in PostgreSQL the schema's migrations create the same).
+pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS crm_participant_links (
     crm_url             TEXT NOT NULL,
     organisation        TEXT NOT NULL,
@@ -97,36 +99,27 @@ const WHERE_KEY: &str =
     "crm_url = ?1 AND organisation = ?2 AND store = ?3 AND partner_customer_id = ?4";
 
 impl Links {
-    /// Opens the link table of `scope` in the ledger of `state_dir` (creating both as needed).
-    pub fn open(state_dir: &Path, scope: Scope) -> Result<Self, LinkError> {
-        let path = state_dir.join(LEDGER_FILE);
-        let err = |e: &dyn std::fmt::Display| LinkError {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        };
-        std::fs::create_dir_all(state_dir).map_err(|e| err(&e))?;
-        let conn = connect(&path).map_err(|e| err(&e))?;
-        conn.execute_batch(SCHEMA).map_err(|e| err(&e))?;
+    /// Opens the link table of `scope` where `state` keeps it (creating it as needed).
+    pub fn open(state: &State, scope: Scope) -> Result<Self, LinkError> {
         Ok(Self {
-            conn,
-            path: path.display().to_string(),
+            db: Db::open(state)?,
             scope,
         })
     }
 
-    fn err(&self, e: rusqlite::Error) -> LinkError {
+    fn err(&self, message: String) -> LinkError {
         LinkError {
-            path: self.path.clone(),
-            message: e.to_string(),
+            path: self.db.place(),
+            message,
         }
     }
 
-    fn key<'a>(&'a self, id: &'a str) -> [&'a str; 4] {
+    fn key<'a>(&'a self, id: &'a str) -> [Option<&'a str>; 4] {
         [
-            &self.scope.url,
-            &self.scope.organisation,
-            &self.scope.store,
-            id,
+            Some(&self.scope.url),
+            Some(&self.scope.organisation),
+            Some(&self.scope.store),
+            Some(id),
         ]
     }
 
@@ -135,25 +128,10 @@ impl Links {
         &self.scope.store
     }
 
-    /// How many links an older rrfeed left without saying which store made them.
+    /// How many links an older rrfeed left without saying which store made them (only a SQLite
+    /// ledger can have them).
     pub fn legacy_links(&self) -> Result<u64, LinkError> {
-        let exists: bool = self
-            .conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
-                params![LEGACY_TABLE],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))?;
-        if !exists {
-            return Ok(0);
-        }
-        self.conn
-            .query_row(&format!("SELECT COUNT(*) FROM {LEGACY_TABLE}"), [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map(|n| n as u64)
-            .map_err(|e| self.err(e))
+        self.db.legacy_links(LEGACY_TABLE).map_err(|e| self.err(e))
     }
 
     /// Moves an older rrfeed's links into this scope (the caller knows they are this store's), and
@@ -163,66 +141,51 @@ impl Links {
         if count == 0 {
             return Ok(0);
         }
-        let tx = self.conn.transaction().map_err(|e| LinkError {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
-        let moved = tx
-            .execute(
-                &format!(
-                    "INSERT OR IGNORE INTO crm_participant_links
-                     SELECT ?1, ?2, ?3, partner_customer_id, participant_number, accounts_receivable,
-                            state, detail, updated_at FROM {LEGACY_TABLE}"
-                ),
-                params![self.scope.url, self.scope.organisation, self.scope.store],
-            )
-            .and_then(|n| {
-                tx.execute_batch(&format!("DROP TABLE {LEGACY_TABLE}"))?;
-                Ok(n)
-            })
-            .and_then(|n| tx.commit().map(|()| n))
-            .map_err(|e| LinkError {
-                path: self.path.clone(),
-                message: e.to_string(),
-            })?;
-        Ok(moved as u64)
+        let scope = [
+            self.scope.url.as_str(),
+            &self.scope.organisation,
+            &self.scope.store,
+        ];
+        self.db
+            .adopt_legacy_links(LEGACY_TABLE, scope)
+            .map_err(|e| self.err(e))
     }
 
     pub fn get(&self, partner_customer_id: &str) -> Result<Option<Link>, LinkError> {
-        self.conn
-            .query_row(
+        let rows = self
+            .db
+            .rows(
                 &format!(
                     "SELECT state, participant_number, accounts_receivable, detail, updated_at \
                      FROM crm_participant_links WHERE {WHERE_KEY}"
                 ),
-                self.key(partner_customer_id),
-                |r| {
-                    let state: String = r.get(0)?;
-                    let since: String = r.get(4)?;
-                    Ok(match state.as_str() {
-                        "linked" => Link::Linked {
-                            participant: r.get(1)?,
-                            accounts_receivable: r.get(2)?,
-                        },
-                        "terminated" => Link::Terminated {
-                            participant: r.get(1)?,
-                            at: since,
-                        },
-                        "in_flight" => Link::NeedsAttention {
-                            detail: "a create was sent and the run stopped before its answer was \
-                                     recorded"
-                                .into(),
-                            since,
-                        },
-                        _ => Link::NeedsAttention {
-                            detail: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
-                            since,
-                        },
-                    })
-                },
+                &self.key(partner_customer_id),
             )
-            .optional()
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let text = |i: usize| row[i].clone();
+        let since = text(4).unwrap_or_default();
+        Ok(Some(match text(0).as_deref() {
+            Some("linked") => Link::Linked {
+                participant: text(1).unwrap_or_default(),
+                accounts_receivable: text(2),
+            },
+            Some("terminated") => Link::Terminated {
+                participant: text(1).unwrap_or_default(),
+                at: since,
+            },
+            Some("in_flight") => Link::NeedsAttention {
+                detail: "a create was sent and the run stopped before its answer was recorded"
+                    .into(),
+                since,
+            },
+            _ => Link::NeedsAttention {
+                detail: text(3).unwrap_or_default(),
+                since,
+            },
+        }))
     }
 
     fn put(
@@ -235,22 +198,23 @@ impl Links {
         now: Timestamp,
     ) -> Result<(), LinkError> {
         let [url, organisation, store, _] = self.key(id);
-        self.conn
+        let now = now.to_string();
+        self.db
             .execute(
                 "INSERT INTO crm_participant_links VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
                  ON CONFLICT (crm_url, organisation, store, partner_customer_id) DO UPDATE SET \
                  participant_number = ?5, accounts_receivable = ?6, state = ?7, detail = ?8, \
                  updated_at = ?9",
-                params![
+                &[
                     url,
                     organisation,
                     store,
-                    id,
+                    Some(id),
                     participant,
                     accounts_receivable,
-                    state,
+                    Some(state),
                     detail,
-                    now.to_string()
+                    Some(&now),
                 ],
             )
             .map(drop)
@@ -303,17 +267,18 @@ impl Links {
             return Ok(());
         }
         let [url, organisation, store, id] = self.key(partner_customer_id);
-        self.conn
+        let now = now.to_string();
+        self.db
             .execute(
                 "INSERT INTO crm_link_history VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
+                &[
                     url,
                     organisation,
                     store,
                     id,
-                    participant,
-                    at,
-                    now.to_string()
+                    Some(&participant),
+                    Some(&at),
+                    Some(&now),
                 ],
             )
             .map(drop)
@@ -322,12 +287,12 @@ impl Links {
 
     /// A create that was refused outright: nothing was created, so the in-flight mark goes.
     pub fn create_refused(&self, partner_customer_id: &str) -> Result<(), LinkError> {
-        self.conn
+        self.db
             .execute(
                 &format!(
                     "DELETE FROM crm_participant_links WHERE {WHERE_KEY} AND state = 'in_flight'"
                 ),
-                self.key(partner_customer_id),
+                &self.key(partner_customer_id),
             )
             .map(drop)
             .map_err(|e| self.err(e))
@@ -370,10 +335,10 @@ impl Links {
     /// Forgets the customer (`crm link ID --none`: it was not created; the next sync creates it).
     /// Returns whether there was anything to forget.
     pub fn forget(&self, partner_customer_id: &str) -> Result<bool, LinkError> {
-        self.conn
+        self.db
             .execute(
                 &format!("DELETE FROM crm_participant_links WHERE {WHERE_KEY}"),
-                self.key(partner_customer_id),
+                &self.key(partner_customer_id),
             )
             .map(|n| n > 0)
             .map_err(|e| self.err(e))
@@ -382,47 +347,40 @@ impl Links {
     /// Every linked customer of the scope: (PartnerCustomerID, participant number), for
     /// `--terminate-missing`. Terminated participants are not in it.
     pub fn linked(&self) -> Result<Vec<(String, String)>, LinkError> {
-        let mut query = self
-            .conn
-            .prepare(
+        let [url, organisation, store, _] = self.key("");
+        let rows = self
+            .db
+            .rows(
                 "SELECT partner_customer_id, participant_number FROM crm_participant_links \
                  WHERE crm_url = ?1 AND organisation = ?2 AND store = ?3 AND state = 'linked' \
                  ORDER BY partner_customer_id",
+                &[url, organisation, store],
             )
             .map_err(|e| self.err(e))?;
-        let [url, organisation, store, _] = self.key("");
-        let rows = query
-            .query_map(params![url, organisation, store], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+        Ok(rows.into_iter().map(pair).collect())
     }
 
     /// The customers, of any store of this organisation, linked to `participant`: (store, id).
     pub fn linked_to(&self, participant: &str) -> Result<Vec<(String, String)>, LinkError> {
-        let mut query = self
-            .conn
-            .prepare(
+        let [url, organisation, _, _] = self.key("");
+        let rows = self
+            .db
+            .rows(
                 "SELECT store, partner_customer_id FROM crm_participant_links \
                  WHERE crm_url = ?1 AND organisation = ?2 AND participant_number = ?3 \
                  AND state = 'linked' ORDER BY store, partner_customer_id",
+                &[url, organisation, Some(participant)],
             )
             .map_err(|e| self.err(e))?;
-        let rows = query
-            .query_map(
-                params![self.scope.url, self.scope.organisation, participant],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+        Ok(rows.into_iter().map(pair).collect())
     }
 
     /// Every link of the scope and every earlier participant, for `crm links`.
     pub fn list(&self) -> Result<Vec<LinkRow>, LinkError> {
-        let mut query = self
-            .conn
-            .prepare(
+        let [url, organisation, store, _] = self.key("");
+        let rows = self
+            .db
+            .rows(
                 "SELECT partner_customer_id, participant_number, state, updated_at, detail \
                  FROM crm_participant_links WHERE crm_url = ?1 AND organisation = ?2 AND store = ?3 \
                  UNION ALL \
@@ -430,24 +388,28 @@ impl Links {
                  'terminated ' || terminated_at || ', replaced ' || replaced_at \
                  FROM crm_link_history WHERE crm_url = ?1 AND organisation = ?2 AND store = ?3 \
                  ORDER BY 1, 4",
+                &[url, organisation, store],
             )
             .map_err(|e| self.err(e))?;
-        let rows = query
-            .query_map(
-                params![self.scope.url, self.scope.organisation, self.scope.store],
-                |r| {
-                    Ok(LinkRow {
-                        partner_customer_id: r.get(0)?,
-                        participant: r.get(1)?,
-                        state: r.get(2)?,
-                        since: r.get(3)?,
-                        detail: r.get(4)?,
-                    })
-                },
-            )
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+        Ok(rows
+            .into_iter()
+            .map(|mut row| LinkRow {
+                partner_customer_id: row[0].take().unwrap_or_default(),
+                participant: row[1].take(),
+                state: row[2].take().unwrap_or_default(),
+                since: row[3].take().unwrap_or_default(),
+                detail: row[4].take(),
+            })
+            .collect())
     }
+}
+
+/// Two text columns.
+fn pair(mut row: Vec<Option<String>>) -> (String, String) {
+    (
+        row[0].take().unwrap_or_default(),
+        row[1].take().unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]

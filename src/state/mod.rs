@@ -1,6 +1,6 @@
 //! Where the state of runs lives (docs/fleet.md): the state directory always (snapshots, the SQLite
 //! files), and, with `state_url = "postgres://…"`, a PostgreSQL database shared by several machines for
-//! the run ledger and the per-store locks.
+//! the run ledger, the per-store locks, the CRM.COM link table and the webhook outbox.
 
 pub mod lock;
 pub mod postgres;

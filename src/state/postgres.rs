@@ -294,7 +294,7 @@ fn client_config(extra: &[&Path]) -> Result<rustls::ClientConfig, String> {
 }
 
 /// The schema's versions, in order; each runs once, in a transaction.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     // 1: the run ledger and the holders of the per-store locks.
     "CREATE TABLE rrfeed_runs (
         id BIGSERIAL PRIMARY KEY,
@@ -344,6 +344,31 @@ const MIGRATIONS: [&str; 2] = [
     );
     CREATE INDEX rrfeed_outbox_by_customer ON rrfeed_outbox (customer_key, seq);
     CREATE INDEX rrfeed_outbox_pending ON rrfeed_outbox (exported_at, seq);",
+    // 3: the CRM.COM link table, as in the SQLite ledger.
+    "CREATE TABLE crm_participant_links (
+        crm_url             TEXT NOT NULL,
+        organisation        TEXT NOT NULL,
+        store               TEXT NOT NULL,
+        partner_customer_id TEXT NOT NULL,
+        participant_number  TEXT,
+        accounts_receivable TEXT,
+        state               TEXT NOT NULL
+                            CHECK (state IN ('linked', 'needs_attention', 'in_flight', 'terminated')),
+        detail              TEXT,
+        updated_at          TEXT NOT NULL,
+        PRIMARY KEY (crm_url, organisation, store, partner_customer_id)
+    );
+    CREATE INDEX crm_links_by_participant
+        ON crm_participant_links (crm_url, organisation, participant_number);
+    CREATE TABLE crm_link_history (
+        crm_url             TEXT NOT NULL,
+        organisation        TEXT NOT NULL,
+        store               TEXT NOT NULL,
+        partner_customer_id TEXT NOT NULL,
+        participant_number  TEXT NOT NULL,
+        terminated_at       TEXT NOT NULL,
+        replaced_at         TEXT NOT NULL
+    );",
 ];
 
 /// The advisory lock that serializes migrations: two hosts starting at once migrate one after the other.

@@ -1047,3 +1047,56 @@ fn a_sync_is_pinged_recorded_in_the_metrics_and_checked_by_status() {
     let report: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(report["stores"][0]["destination"], "crm");
 }
+
+#[test]
+fn a_second_host_sharing_the_state_in_postgresql_finds_every_link() {
+    let Some(state_url) = rrfeed::state::testing::fresh_database_url("crm_two_hosts") else {
+        return;
+    };
+    let server = MockServer::start("");
+    let setup = CrmSetup::with_stores(&server, &["north"]);
+    let file = export(30, |_, _| {});
+    let host = |state: &std::path::Path| {
+        let output = assert_cmd::Command::cargo_bin("rrfeed")
+            .unwrap()
+            .env_clear()
+            .env("CRM_PASSWORD", "demo-crm-password")
+            .env("RRFEED_STATE_DIR", state)
+            .env("RRFEED_STATE_URL", &state_url)
+            .current_dir(setup.dir.path())
+            .args(["crm", "sync", "--json", "--store", "north"])
+            .arg(file.path())
+            .output()
+            .unwrap();
+        let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+        (output.status.code().unwrap(), summary)
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (code, first) = host(a.path());
+    assert_eq!((code, counts(&first)), (0, [30, 0, 0, 0, 0, 0]), "{first}");
+    let (code, second) = host(b.path());
+    assert_eq!(
+        (code, counts(&second)),
+        (0, [0, 0, 30, 0, 0, 0]),
+        "{second}"
+    );
+    assert_eq!(writes(&server, "rewards_participants/create"), 30);
+    // Both syncs are in the shared ledger.
+    let history = assert_cmd::Command::cargo_bin("rrfeed")
+        .unwrap()
+        .env_clear()
+        .env("RRFEED_STATE_DIR", a.path())
+        .env("RRFEED_STATE_URL", &state_url)
+        .current_dir(setup.dir.path())
+        .args(["history", "--json"])
+        .output()
+        .unwrap();
+    let runs: Value = serde_json::from_slice(&history.stdout).unwrap();
+    let destinations: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["destination"].as_str().unwrap())
+        .collect();
+    assert_eq!(destinations, ["crm", "crm"]);
+}

@@ -9,6 +9,7 @@ use crate::crm::client::{CrmClient, CrmError};
 use crate::crm::links::{Link, Links, Scope};
 use crate::crm::wire::{CalculateAwarded, Identifier, Participant, Terminate};
 use crate::error::Exit;
+use crate::state::State;
 
 mod sync;
 
@@ -243,26 +244,23 @@ fn scope(settings: &CrmSettings, store: Option<&str>) -> Scope {
     }
 }
 
-fn state_dir(config: &Config, global: &GlobalArgs, ctx: &Context) -> std::path::PathBuf {
-    config.state_dir(
-        &Overrides {
-            state_dir: global.state_dir.clone(),
-            ..Overrides::default()
-        },
-        &ctx.env,
-    )
+/// Where the link table and the ledger are: the state directory, or PostgreSQL with `state_url`.
+fn state_of(config: &Config, global: &GlobalArgs, ctx: &Context) -> Result<State, String> {
+    let overrides = Overrides {
+        state_dir: global.state_dir.clone(),
+        ca_cert: global.ca_cert.clone(),
+        ..Overrides::default()
+    };
+    config
+        .state(&overrides, &ctx.env)
+        .map_err(|e| e.to_string())
 }
 
 /// Opens the store's links. Links of an older rrfeed, which did not record their store, are adopted by
 /// this store when it can be the only one (at most one store syncs to CRM.COM) or with
 /// `--adopt-links`; otherwise the sync is refused, since guessing would mix two stores' customers.
-fn open_links(
-    config: &Config,
-    dir: &std::path::Path,
-    scope: Scope,
-    adopt: bool,
-) -> Result<Links, String> {
-    let mut links = Links::open(dir, scope.clone()).map_err(|e| e.to_string())?;
+fn open_links(config: &Config, state: &State, scope: Scope, adopt: bool) -> Result<Links, String> {
+    let mut links = Links::open(state, scope.clone()).map_err(|e| e.to_string())?;
     let legacy = links.legacy_links().map_err(|e| e.to_string())?;
     if legacy == 0 {
         return Ok(links);
@@ -294,8 +292,15 @@ async fn link(
     settings: &CrmSettings,
     config: &Config,
 ) -> Exit {
-    let dir = state_dir(config, global, ctx);
-    let links = match open_links(config, &dir, scope(settings, args.store.as_deref()), false) {
+    let opened = state_of(config, global, ctx).and_then(|state| {
+        open_links(
+            config,
+            &state,
+            scope(settings, args.store.as_deref()),
+            false,
+        )
+    });
+    let links = match opened {
         Ok(links) => links,
         Err(e) => {
             tracing::error!("rrfeed crm link: {e}");
@@ -385,10 +390,10 @@ fn list_links(args: &crate::cli::CrmLinksArgs, global: &GlobalArgs, ctx: &Contex
         .map_err(|e| e.to_string())
         .and_then(|config| {
             let settings = config.crm(&ctx.env).map_err(|e| e.to_string())?;
-            let dir = state_dir(&config, global, ctx);
+            let state = state_of(&config, global, ctx)?;
             open_links(
                 &config,
-                &dir,
+                &state,
                 scope(&settings, args.store.as_deref()),
                 false,
             )?

@@ -17,7 +17,7 @@ use crate::source::Location;
 use crate::summary::RunState;
 use crate::warnings::Issue;
 
-use super::{Context, fail_call, open_links, print_result, scope, state_dir};
+use super::{Context, fail_call, open_links, print_result, scope, state_of};
 use crate::crm::sync as crm_sync;
 
 /// How a sync ended, for the ledger and the end ping.
@@ -75,8 +75,14 @@ pub(super) async fn monitored(
     if let Some(ping) = &ping {
         ping.start().await;
     }
-    let dir = state_dir(config, global, ctx);
-    let mut outcome = sync_command(args, &dir, ctx, client, settings, config, stop.clone()).await;
+    let state = match state_of(config, global, ctx) {
+        Ok(state) => state,
+        Err(e) => {
+            tracing::error!("rrfeed crm sync: {e}");
+            return Exit::Config;
+        }
+    };
+    let mut outcome = sync_command(args, &state, ctx, client, settings, config, stop.clone()).await;
     if let Some(signal) = stop.requested() {
         outcome.exit = Exit::from_code(signal.exit_code());
         outcome.error = Some(format!("stopped by {}", signal.name()));
@@ -95,14 +101,6 @@ pub(super) async fn monitored(
         input: &args.file.display().to_string(),
         started_at: &started_at,
     };
-    let overrides = crate::config::Overrides {
-        state_dir: global.state_dir.clone(),
-        ca_cert: global.ca_cert.clone(),
-        ..Default::default()
-    };
-    let state = config
-        .state(&overrides, &ctx.env)
-        .unwrap_or_else(|_| crate::state::State::local(dir.clone()));
     if let Err(e) = record(&state, &run, &outcome, started, ctx) {
         tracing::warn!("cannot record the sync in the run ledger: {e}");
     }
@@ -178,7 +176,7 @@ impl RowSink for Rows {
 
 async fn sync_command(
     args: &CrmSyncArgs,
-    dir: &std::path::Path,
+    state: &crate::state::State,
     ctx: &Context,
     client: &CrmClient,
     settings: &CrmSettings,
@@ -190,7 +188,7 @@ async fn sync_command(
         Err((exit, e)) => return Outcome::failed(exit, e),
     };
     let scope = scope(settings, args.store.as_deref());
-    let prepared = open_links(config, dir, scope, args.adopt_links)
+    let prepared = open_links(config, state, scope, args.adopt_links)
         .and_then(|links| Ok((links, config.guards().map_err(|e| e.to_string())?)));
     let (links, guards) = match prepared {
         Ok(p) => p,
