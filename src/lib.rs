@@ -1,13 +1,14 @@
 //! rrfeed: uploads a dealer store's customer export to the Rider Rewards loyalty platform in one
 //! verified transaction. README.md is the user's guide; `docs/` holds the contract: the protocol as
-//! implemented (`docs/protocol.md`), the transaction rules and exit codes (`docs/transaction.md`) and
-//! CRM.COM (`docs/crm.md`).
+//! implemented (`docs/protocol.md`), the transaction rules and exit codes (`docs/transaction.md`),
+//! CRM.COM (`docs/crm.md`), monitoring (`docs/monitoring.md`) and fleets (`docs/fleet.md`).
 //!
 //! # Layout
 //!
-//! - **Core, no IO:** `protocol` (the Rider Rewards wire format), `customer` (the 25-field row and its
+//! - **Core, no IO:** `wire` (the Rider Rewards wire format), `customer` (the 25-field row and its
 //!   normalization), `dates` (day/month order), `mapping` (export columns to fields), `totals` (chunks and
-//!   running totals), `warnings`, `summary` (what a run prints), `error` (exit codes).
+//!   running totals), `shard` (which stores a shard of a night runs), `warnings`, `summary` (what a run
+//!   prints), `error` (exit codes).
 //! - **Reading exports:** `source` (encodings, CSV, JSON, NDJSON, byte guards), `ingest` (the whole
 //!   export read, validated and held until its date order is known), `repeats` (repeated customer ids),
 //!   `rejects` (the rejects file), `spool` (the snapshot of what is sent).
@@ -16,8 +17,11 @@
 //!   `signal` (stopping between chunks).
 //! - **One store's run:** `run` (`StoreRun`: lock, ledger entry, snapshot, guards, resume, driver),
 //!   `context` (date, clock and environment, injected).
-//! - **State:** `sqlite` (how every durable file is opened), `ledger` (runs), `lock` (one run per
+//! - **State:** `state` (the state directory, and PostgreSQL shared by several machines), `sqlite` (how
+//!   every durable file is opened), `ledger` (runs, in SQLite or PostgreSQL), `lock` (one run per
 //!   store), `prune` (retention).
+//! - **Monitoring:** `monitor` (dead-man's-switch pings, the node_exporter metrics file, the verdict of
+//!   `status`).
 //! - **Other destinations and servers:** `crm` (CRM.COM participants), `webhook` (customers' own edits),
 //!   `mock` (the bundled Rider Rewards and CRM.COM server).
 //! - **The program:** `config` (settings and secrets), `cli` (arguments), `cmd` (one module per

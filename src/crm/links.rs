@@ -9,7 +9,7 @@
 //! date; when its customer returns and gets a new participant, the old number moves to the history.
 //!
 //! The table lives in the SQLite ledger of the state directory, or in PostgreSQL with `state_url`
-//! (the same statements: [`db`]).
+//! (the same statements: `links/db.rs`).
 
 mod db;
 
