@@ -21,10 +21,14 @@ Environment (secrets are read only from here, never from flags):
   RRFEED_STORE_API_KEY     the store's RRStoreAPIKey
   RRFEED_PARTNER_STORE_ID  your own id for the store (default: the RRStoreID)
   RRFEED_STATE_DIR         ledger, locks and snapshots (default ~/.local/state/rrfeed)
+  RRFEED_STATE_URL         postgres://…: ledger, locks, links and outbox shared by several machines
+  RRFEED_PING_URL          a dead-man's-switch check pinged at each run's start and end
+  RRFEED_METRICS_FILE      a node_exporter textfile rewritten after each store's run
   RUST_LOG                 overrides --log-level, e.g. RUST_LOG=rrfeed=debug
 
 Exit codes:
-  0 success · 1 internal error · 2 usage · 3 partly done (crm sync: some rows not synced)
+  0 success · 1 internal error · 2 usage · 3 partly done (crm sync: some rows not synced;
+  status: a store failing or stale)
   65 input unusable or a guard refused, or an unknown store asked for
   69 server unreachable, TLS failure or retries exhausted (nothing imported)
   75 another run holds this store's lock
