@@ -2,31 +2,18 @@
 //! shrink guard, `--resume`, `history`, `status` and the metrics see every host's runs. The same
 //! queries as the SQLite ledger, in PostgreSQL's dialect; the schema is migrated on connect.
 
-use std::path::Path;
-use std::sync::Mutex;
-
 use postgres::Row;
+use std::path::Path;
 
 use super::{
     Checkpoint, Finish, Ledger, LedgerError, NewRun, RUNNING, RunRecord, StoreOverview,
     abandoned_json, overview_of,
 };
-use crate::state::postgres::{PgTarget, blocking, describe_error};
+use crate::state::postgres::{PgTarget, Shared};
 
 /// An open ledger in PostgreSQL.
 pub struct PgLedger {
-    /// Taken out only when dropped.
-    client: Mutex<Option<postgres::Client>>,
-    target: PgTarget,
-}
-
-impl Drop for PgLedger {
-    fn drop(&mut self) {
-        // Back for the next store's run of this process.
-        if let Some(client) = self.client.get_mut().ok().and_then(Option::take) {
-            self.target.release(client);
-        }
-    }
+    db: Shared,
 }
 
 /// Every column of a run, in the order [`record`] reads them.
@@ -40,21 +27,17 @@ impl PgLedger {
     ///
     /// Fails when the server cannot be reached or the migration fails.
     pub fn open(target: &PgTarget) -> Result<Self, LedgerError> {
-        let client = target.connect().map_err(LedgerError::Postgres)?;
         Ok(Self {
-            client: Mutex::new(Some(client)),
-            target: target.clone(),
+            db: Shared::connect(target).map_err(LedgerError::Postgres)?,
         })
     }
 
-    /// Runs `f` on the connection, where the blocking client may run.
+    /// Runs `f` on the connection.
     fn with<R: Send>(
         &self,
         f: impl FnOnce(&mut postgres::Client) -> Result<R, postgres::Error> + Send,
     ) -> Result<R, LedgerError> {
-        let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        let client = guard.as_mut().expect("the client is taken only on drop");
-        blocking(|| f(client)).map_err(|e| LedgerError::Postgres(describe_error(&e)))
+        self.db.with(f).map_err(LedgerError::Postgres)
     }
 
     fn records(

@@ -98,8 +98,7 @@ impl Drop for SessionLock {
     }
 }
 
-/// The advisory lock key of a store: stable across versions and hosts.
+/// The advisory lock key of a store.
 fn lock_key(store_id: &str) -> i64 {
-    let hash = blake3::hash(format!("rrfeed store lock\0{store_id}").as_bytes());
-    i64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
+    super::postgres::advisory_key("rrfeed store lock", store_id)
 }

@@ -408,6 +408,55 @@ pub fn migrate(client: &mut postgres::Client) -> Result<Vec<usize>, String> {
     Ok(applied)
 }
 
+/// A connection from [`PgTarget::connect`] shared behind `&self` (the ledger, the link table), given
+/// back for reuse when dropped.
+pub struct Shared {
+    /// Taken out only when dropped.
+    client: std::sync::Mutex<Option<postgres::Client>>,
+    target: PgTarget,
+}
+
+impl Shared {
+    /// A connection of `target`, its schema migrated.
+    ///
+    /// Fails as [`PgTarget::connect`] does.
+    pub fn connect(target: &PgTarget) -> Result<Self, String> {
+        Ok(Self {
+            client: std::sync::Mutex::new(Some(target.connect()?)),
+            target: target.clone(),
+        })
+    }
+
+    /// `host:port/dbname`.
+    pub fn describe(&self) -> &str {
+        self.target.describe()
+    }
+
+    /// Runs `f` on the connection, where the blocking client may run; the error with its causes.
+    pub fn with<R: Send>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<R, postgres::Error> + Send,
+    ) -> Result<R, String> {
+        let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        let client = guard.as_mut().expect("the client is taken only on drop");
+        blocking(|| f(client)).map_err(|e| describe_error(&e))
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.get_mut().ok().and_then(Option::take) {
+            self.target.release(client);
+        }
+    }
+}
+
+/// An advisory lock key for `name` in `namespace`: a hash, stable across versions and hosts.
+pub fn advisory_key(namespace: &str, name: &str) -> i64 {
+    let hash = blake3::hash(format!("{namespace}\0{name}").as_bytes());
+    i64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,39 +1,27 @@
 //! Where the link table is: the SQLite ledger of the state directory, or PostgreSQL (`state_url`). The
 //! statements are the same in both (`?N` parameters become PostgreSQL's `$N`), every value is text.
 
-use std::sync::Mutex;
-
 use rusqlite::Connection;
 
 use super::{LinkError, SCHEMA};
 use crate::ledger::LEDGER_FILE;
 use crate::state::State;
-use crate::state::postgres::{PgTarget, blocking, describe_error};
+use crate::state::postgres::Shared;
 
 /// A connection to the link table.
 pub(super) enum Db {
-    Sqlite {
-        conn: Connection,
-        path: String,
-    },
-    Postgres {
-        /// Taken out only when dropped.
-        client: Mutex<Option<postgres::Client>>,
-        target: Box<PgTarget>,
-    },
+    Sqlite { conn: Connection, path: String },
+    Postgres(Box<Shared>),
 }
 
 impl Db {
     pub(super) fn open(state: &State) -> Result<Self, LinkError> {
         if let Some(target) = &state.postgres {
-            let client = target.connect().map_err(|message| LinkError {
+            let shared = Shared::connect(target).map_err(|message| LinkError {
                 path: format!("PostgreSQL {}", target.describe()),
                 message,
             })?;
-            return Ok(Db::Postgres {
-                client: Mutex::new(Some(client)),
-                target: Box::new((**target).clone()),
-            });
+            return Ok(Db::Postgres(Box::new(shared)));
         }
         let path = state.dir.join(LEDGER_FILE);
         let err = |e: &dyn std::fmt::Display| LinkError {
@@ -53,7 +41,7 @@ impl Db {
     pub(super) fn place(&self) -> String {
         match self {
             Db::Sqlite { path, .. } => path.clone(),
-            Db::Postgres { target, .. } => format!("PostgreSQL {}", target.describe()),
+            Db::Postgres(shared) => format!("PostgreSQL {}", shared.describe()),
         }
     }
 
@@ -64,9 +52,9 @@ impl Db {
                 .execute(sql, rusqlite::params_from_iter(params))
                 .map(|n| n as u64)
                 .map_err(|e| e.to_string()),
-            Db::Postgres { client, .. } => {
+            Db::Postgres(shared) => {
                 let sql = dollar_parameters(sql);
-                with(client, |c| c.execute(sql.as_str(), &bind(params)))
+                shared.with(|c| c.execute(sql.as_str(), &bind(params)))
             }
         }
     }
@@ -88,9 +76,9 @@ impl Db {
                     .map_err(|e| e.to_string())?;
                 rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
             }
-            Db::Postgres { client, .. } => {
+            Db::Postgres(shared) => {
                 let sql = dollar_parameters(sql);
-                let rows = with(client, |c| c.query(sql.as_str(), &bind(params)))?;
+                let rows = shared.with(|c| c.query(sql.as_str(), &bind(params)))?;
                 Ok(rows
                     .iter()
                     .map(|r| (0..r.len()).map(|i| r.get(i)).collect())
@@ -146,25 +134,6 @@ impl Db {
         tx.commit().map_err(|e| e.to_string())?;
         Ok(moved as u64)
     }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Db::Postgres { client, target } = self
-            && let Some(client) = client.get_mut().ok().and_then(Option::take)
-        {
-            target.release(client);
-        }
-    }
-}
-
-fn with<R: Send>(
-    client: &Mutex<Option<postgres::Client>>,
-    f: impl FnOnce(&mut postgres::Client) -> Result<R, postgres::Error> + Send,
-) -> Result<R, String> {
-    let mut guard = client.lock().unwrap_or_else(|e| e.into_inner());
-    let client = guard.as_mut().expect("the client is taken only on drop");
-    blocking(|| f(client)).map_err(|e| describe_error(&e))
 }
 
 fn bind<'a>(params: &'a [Option<&'a str>]) -> Vec<&'a (dyn postgres::types::ToSql + Sync)> {

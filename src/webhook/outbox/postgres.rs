@@ -67,8 +67,7 @@ impl Drop for PgOutbox {
 
 /// The advisory lock key of a customer's updates.
 fn customer_lock(customer_key: &str) -> i64 {
-    let hash = blake3::hash(format!("rrfeed outbox\0{customer_key}").as_bytes());
-    i64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
+    crate::state::postgres::advisory_key("rrfeed outbox", customer_key)
 }
 
 impl Outbox for PgOutbox {
