@@ -513,6 +513,13 @@ pub struct UploadArgs {
     /// line, record, field, value, reason
     #[arg(long, value_name = "OUT.csv", conflicts_with = "all_stores")]
     pub rejects: Option<PathBuf>,
+    /// Also write one CSV line per customer added, removed or changed since the store's last
+    /// successful upload: change, PartnerCustomerID, the fields that changed (names only)
+    #[arg(long, value_name = "OUT.csv", conflicts_with = "all_stores")]
+    pub changes: Option<PathBuf>,
+    /// With --changes: add the new values of the fields that changed (customer data)
+    #[arg(long, requires = "changes")]
+    pub changes_values: bool,
     /// With --all-stores: only the stores in shard I of N (0-based; a stable hash of the store's
     /// name), so that N processes share a night; `auto/N` takes I from JOB_COMPLETION_INDEX (a
     /// Kubernetes Indexed Job)
@@ -527,7 +534,8 @@ pub struct UploadArgs {
     /// Upload even 0 rows (this empties the store's customer list at Rider Rewards)
     #[arg(long)]
     pub allow_empty: bool,
-    /// Upload even when the row count shrank more than the configured ratio since the last success
+    /// Upload even when the row count shrank, or more customers were removed or changed, than the
+    /// guards allow since the last success (guards.shrink_ratio, guards.churn_ratio)
     #[arg(long)]
     pub force: bool,
     /// Continue the store's interrupted transaction where it stopped, if it still can be
@@ -576,6 +584,13 @@ pub struct ValidateArgs {
     /// Write every value that was rejected (line, field, value, reason) to this CSV file
     #[arg(long, value_name = "OUT.csv")]
     pub rejects: Option<PathBuf>,
+    /// With --store: write one CSV line per customer added, removed or changed since the store's
+    /// last successful upload (change, PartnerCustomerID, the fields that changed)
+    #[arg(long, value_name = "OUT.csv", requires = "store")]
+    pub changes: Option<PathBuf>,
+    /// With --changes: add the new values of the fields that changed (customer data)
+    #[arg(long, requires = "changes")]
+    pub changes_values: bool,
     /// Treat rejected values and repeated PartnerCustomerIDs as errors (exit 65)
     #[arg(long)]
     pub strict: bool,

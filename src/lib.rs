@@ -32,6 +32,7 @@
 
 pub mod api;
 pub mod app;
+pub(crate) mod changes;
 pub mod cli;
 pub mod client;
 pub(crate) mod cmd;
@@ -42,6 +43,7 @@ pub mod customer;
 pub(crate) mod dates;
 pub(crate) mod driver;
 pub mod error;
+pub(crate) mod extsort;
 pub mod ingest;
 pub(crate) mod ledger;
 pub(crate) mod lock;

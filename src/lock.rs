@@ -139,7 +139,7 @@ fn read_holder(file: &mut File) -> Option<Holder> {
 }
 
 /// A store id as a file name: anything but letters, digits, `-` and `_` becomes `_`.
-fn safe_name(store_id: &str) -> String {
+pub(crate) fn safe_name(store_id: &str) -> String {
     store_id
         .chars()
         .map(|c| {

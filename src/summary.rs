@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use crate::changes::ChangeCounts;
 use crate::driver::Progress;
 use crate::error::{Exit, RunError};
 use crate::source::{Encoding, Format};
@@ -79,6 +80,12 @@ pub struct UploadSummary {
     pub restarts: u32,
     /// The run's number in the ledger (`rrfeed history`).
     pub run_id: Option<i64>,
+    /// What changed since the store's last successful upload; `None` when there was nothing to
+    /// compare with.
+    pub changes: Option<ChangeCounts>,
+    /// The comparison in words, for a person.
+    #[serde(skip)]
+    pub changes_note: Option<String>,
 }
 
 impl UploadSummary {
@@ -103,6 +110,8 @@ impl UploadSummary {
             dry_run,
             restarts: 0,
             run_id: None,
+            changes: None,
+            changes_note: None,
         }
     }
 
@@ -156,6 +165,9 @@ impl UploadSummary {
             });
             let _ = writeln!(out, "  rows: {rows}{chunks}");
         }
+        if let Some(note) = &self.changes_note {
+            let _ = writeln!(out, "  {note}");
+        }
         if let Some(tx) = &self.transactionid {
             let _ = writeln!(out, "  transaction: {tx}");
         }
@@ -191,6 +203,10 @@ pub struct ValidateSummary {
     pub warnings: Vec<WarningSummary>,
     pub rejects: Option<String>,
     pub rejected_values: u64,
+    /// With `--store`: what changed since the store's last successful upload.
+    pub changes: Option<ChangeCounts>,
+    #[serde(skip)]
+    pub changes_note: Option<String>,
     pub error: Option<String>,
 }
 
@@ -216,6 +232,9 @@ impl ValidateSummary {
         }
         if let Some(order) = &self.date_order {
             let _ = writeln!(out, "  date order: {order}");
+        }
+        if let Some(note) = &self.changes_note {
+            let _ = writeln!(out, "  {note}");
         }
         push_warnings(&mut out, &self.warnings);
         if let Some(path) = &self.rejects {

@@ -162,8 +162,9 @@ fn check(config: &Config, global: &GlobalArgs, ctx: &Context) -> Report {
     if let Some(guards) = note(problems, config.guards()) {
         let _ = writeln!(
             out,
-            "guards:           refuse a shrink of more than {:.0}%; resume within {} of a transaction's begin",
+            "guards:           refuse a shrink of more than {:.0}%, a churn of more than {:.0}%; resume within {} of a transaction's begin",
             guards.shrink_ratio * 100.0,
+            guards.churn_ratio * 100.0,
             human_duration(guards.purge_window.saturating_sub(guards.resume_margin))
         );
     }

@@ -77,10 +77,11 @@ fn render(runs: &[RunRecord]) -> String {
         "EXIT",
         "ROWS",
         "CONFIRMED",
+        "CHANGES",
         "TRANSACTION",
         "SECONDS",
     ];
-    let rows: Vec<[String; 9]> = runs
+    let rows: Vec<[String; 10]> = runs
         .iter()
         .map(|r| {
             let n = |v: Option<u64>| v.map_or_else(|| "-".into(), |n| n.to_string());
@@ -92,6 +93,15 @@ fn render(runs: &[RunRecord]) -> String {
                 r.exit_code.map_or_else(|| "-".into(), |c| c.to_string()),
                 n(r.rows),
                 n(r.confirmed),
+                r.changes.map_or_else(
+                    || "-".into(),
+                    |c| {
+                        format!(
+                            "+{} -{} ~{} ={}",
+                            c.added, c.removed, c.changed, c.unchanged
+                        )
+                    },
+                ),
                 r.transactionid.clone().unwrap_or_else(|| "-".into()),
                 r.duration_ms
                     .map_or_else(|| "-".into(), |d| format!("{:.1}", d as f64 / 1000.0)),
@@ -99,6 +109,9 @@ fn render(runs: &[RunRecord]) -> String {
         })
         .collect();
     let mut out = table(&header, &rows);
+    if runs.iter().any(|r| r.changes.is_some()) {
+        out.push_str("changes since the last success: +added -removed ~changed =unchanged\n");
+    }
     for r in runs
         .iter()
         .filter(|r| r.error.is_some() || !r.abandoned_transactions.is_empty())

@@ -1,25 +1,60 @@
 //! `rrfeed validate FILE [--rejects OUT.csv]`: the same reading and normalization as an upload, with no
 //! network; every value that had to be dropped can be written out for the dealer system's people to fix.
+//! With `--store`, what changed since that store's last successful upload is counted too (and
+//! `--changes` lists it), against the same state an upload would use.
 
 use std::sync::Arc;
 
+use crate::changes::{self, ChangeLog, ChangeReport, CompareError};
 use crate::cli::{GlobalArgs, ValidateArgs};
-use crate::config::{Config, ConfigError};
-use crate::customer::Normalizer;
+use crate::config::{Config, ConfigError, Guards, Overrides};
+use crate::customer::{Customer, Normalizer};
 use crate::error::Exit;
-use crate::ingest::{self, IngestError, IngestOptions};
+use crate::ingest::{self, IngestError, IngestOptions, RowSink};
 use crate::mapping::MappingRules;
 use crate::rejects::Rejects;
-use crate::source::InputError;
-use crate::source::InputSpec;
+use crate::source::{InputError, InputSpec, Location};
+use crate::state::State;
 use crate::summary::{RunState, ValidateSummary};
+use crate::warnings::Issue;
+
+/// The configured store an export is validated for: where its last upload is remembered.
+struct ForStore {
+    state: State,
+    store_id: String,
+    guards: Guards,
+}
+
+/// The rejected values, and the customers to compare when validating for a store.
+struct Checked {
+    rejects: Rejects,
+    changes: Option<ChangeLog>,
+}
+
+impl RowSink for Checked {
+    fn accept(
+        &mut self,
+        customer: &Customer,
+        at: Location,
+        issues: &[Issue],
+    ) -> std::io::Result<()> {
+        if let Some(log) = &mut self.changes {
+            log.push(customer)?;
+        }
+        self.rejects.accept(customer, at, issues)
+    }
+
+    fn repeated_id(&mut self, line: u64, first_line: u64, id: &str) -> std::io::Result<()> {
+        self.rejects.repeated_id(line, first_line, id)
+    }
+}
 
 use super::{Context, input_spec, print_result};
 
 pub fn run(args: &ValidateArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
     let mut spec = input_spec(&args.file, &args.input);
-    let rules = match store_rules(args, global, &mut spec) {
-        Ok(rules) => rules,
+    let (rules, store) = match store_rules(args, global, ctx, &mut spec) {
+        Ok(found) => found,
         Err(e) => {
             tracing::error!("rrfeed validate: {e}");
             return Exit::Config;
@@ -37,9 +72,11 @@ pub fn run(args: &ValidateArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
         warnings: Vec::new(),
         rejects: args.rejects.as_ref().map(|p| p.display().to_string()),
         rejected_values: 0,
+        changes: None,
+        changes_note: None,
         error: None,
     };
-    let result = validate(args, ctx, &spec, rules, &mut summary);
+    let result = validate(args, ctx, &spec, rules, store.as_ref(), &mut summary);
     let exit = match result {
         Ok(()) => Exit::Success,
         Err(e) => {
@@ -57,18 +94,31 @@ pub fn run(args: &ValidateArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
     exit
 }
 
-/// With `--store`, reads as that configured store does: its mapping, encoding, delimiter and format.
+/// With `--store`, reads as that configured store does: its mapping, encoding, delimiter and format;
+/// and finds where its last upload is remembered.
 fn store_rules(
     args: &ValidateArgs,
     global: &GlobalArgs,
+    ctx: &Context,
     spec: &mut InputSpec,
-) -> Result<Arc<MappingRules>, ConfigError> {
+) -> Result<(Arc<MappingRules>, Option<ForStore>), ConfigError> {
     let Some(name) = &args.store else {
-        return Ok(Arc::default());
+        return Ok((Arc::default(), None));
     };
-    let store = Config::load(global.config.as_deref())?.store_named(name)?;
+    let config = Config::load(global.config.as_deref())?;
+    let store = config.store_named(name)?;
     *spec = super::store_input_spec(&args.file, &args.input, &store);
-    Ok(store.rules)
+    let overrides = Overrides {
+        state_dir: global.state_dir.clone(),
+        ca_cert: global.ca_cert.clone(),
+        ..Overrides::default()
+    };
+    let target = ForStore {
+        state: config.state(&overrides, &ctx.env)?,
+        store_id: store.store_id.clone(),
+        guards: config.guards()?,
+    };
+    Ok((store.rules, Some(target)))
 }
 
 fn validate(
@@ -76,9 +126,18 @@ fn validate(
     ctx: &Context,
     spec: &InputSpec,
     rules: Arc<MappingRules>,
+    store: Option<&ForStore>,
     summary: &mut ValidateSummary,
 ) -> Result<(), InputError> {
-    let mut rejects = match &args.rejects {
+    let mut report = match &args.changes {
+        Some(path) => Some(
+            ChangeReport::create(path, args.changes_values).map_err(|e| {
+                InputError::new(&path.display().to_string(), format!("cannot write: {e}"))
+            })?,
+        ),
+        None => None,
+    };
+    let rejects = match &args.rejects {
         Some(path) => Rejects::create(path).map_err(|e| {
             InputError::new(&path.display().to_string(), format!("cannot write: {e}"))
         })?,
@@ -88,7 +147,15 @@ fn validate(
         strict: args.strict,
         normalizer: Normalizer::with_rules(ctx.today, rules),
     };
-    let result = ingest::ingest(spec, options, &mut rejects);
+    let mut sink = Checked {
+        rejects,
+        changes: store.map(|_| ChangeLog::new(args.changes_values)),
+    };
+    let result = ingest::ingest(spec, options, &mut sink);
+    let Checked {
+        mut rejects,
+        changes: log,
+    } = sink;
     summary.rejected_values = rejects.values();
     rejects.flush().map_err(|e| {
         InputError::new(
@@ -118,5 +185,36 @@ fn validate(
         )
     });
     summary.warnings = ingested.warnings.summaries();
+    if let (Some(store), Some(log)) = (store, log) {
+        compare(store, log, report.as_mut(), summary)?;
+    }
+    Ok(())
+}
+
+/// Counts what changed since the store's last successful upload, and says whether the churn guard
+/// would refuse the upload.
+fn compare(
+    store: &ForStore,
+    log: ChangeLog,
+    report: Option<&mut ChangeReport>,
+    summary: &mut ValidateSummary,
+) -> Result<(), InputError> {
+    let scratch = store.state.dir.join("spool");
+    let tonight = changes::tonight(&store.state, &store.store_id, &scratch, log, report, None)
+        .map_err(|e| match e {
+            CompareError::Report(e) => InputError::new("--changes", e.to_string()),
+            CompareError::Storage(e) => {
+                InputError::new(&scratch.display().to_string(), e.to_string())
+            }
+        })?;
+    let comparison = tonight.comparison;
+    let mut note = comparison.note();
+    if let Err(refusal) = comparison.churn_guard(store.guards.churn_ratio) {
+        note.push_str(&format!(
+            "\n  an upload would be REFUSED (exit 65): {refusal}"
+        ));
+    }
+    summary.changes = comparison.counts;
+    summary.changes_note = Some(note);
     Ok(())
 }

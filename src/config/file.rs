@@ -210,6 +210,8 @@ pub struct RetryConfig {
 pub struct GuardConfig {
     /// Refuse when the row count shrank by more than this fraction since the last success (0.5 = 50%).
     pub shrink_ratio: Option<f64>,
+    /// Refuse when more than this fraction of the last success's customers were removed or changed.
+    pub churn_ratio: Option<f64>,
     /// How long the vendor keeps an unended transaction ("8h").
     pub purge_window: Option<String>,
     /// `--resume` only continues a transaction younger than the purge window minus this ("1h").

@@ -138,6 +138,9 @@ pub struct RetrySettings {
 pub struct Guards {
     /// Refuse a run whose rows shrank by more than this fraction since the last success.
     pub shrink_ratio: f64,
+    /// Refuse a run that removes or changes more than this fraction of the customers of the last
+    /// success.
+    pub churn_ratio: f64,
     /// How long the vendor keeps an unended transaction.
     pub purge_window: Duration,
     /// Resume only a transaction younger than `purge_window - resume_margin`.
@@ -286,13 +289,9 @@ impl Config {
     /// Guard thresholds from the file, else the defaults (50%, 8h, 1h).
     pub fn guards(&self) -> Result<Guards, ConfigError> {
         let g = &self.file.guards;
-        let shrink_ratio = g.shrink_ratio.unwrap_or(0.5);
-        if !(0.0..=1.0).contains(&shrink_ratio) {
-            return Err(self.invalid(
-                "guards.shrink_ratio",
-                format!("{shrink_ratio} is not a fraction from 0 to 1 (0.5 refuses a drop of more than half)"),
-            ));
-        }
+        let shrink_ratio = self.fraction(g.shrink_ratio, "guards.shrink_ratio", "a drop")?;
+        let churn_ratio =
+            self.fraction(g.churn_ratio, "guards.churn_ratio", "removing or changing")?;
         let purge_window = self.duration(g.purge_window.as_deref(), "guards.purge_window", "8h")?;
         let resume_margin =
             self.duration(g.resume_margin.as_deref(), "guards.resume_margin", "1h")?;
@@ -304,9 +303,24 @@ impl Config {
         }
         Ok(Guards {
             shrink_ratio,
+            churn_ratio,
             purge_window,
             resume_margin,
         })
+    }
+
+    /// A guard's ratio from 0 to 1, 0.5 when not set.
+    fn fraction(&self, value: Option<f64>, key: &str, what: &str) -> Result<f64, ConfigError> {
+        let ratio = value.unwrap_or(0.5);
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(self.invalid(
+                key,
+                format!(
+                    "{ratio} is not a fraction from 0 to 1 (0.5 refuses {what} of more than half)"
+                ),
+            ));
+        }
+        Ok(ratio)
     }
 
     /// How long runs are kept in the ledger: `[ledger] keep`, default 90 days; `None` for

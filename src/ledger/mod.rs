@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::changes::ChangeCounts;
 use crate::state::State;
 
 /// The file name of the SQLite ledger inside the state directory.
@@ -84,6 +85,8 @@ pub struct RunRecord {
     pub warnings: Option<u64>,
     /// [`RIDER_REWARDS`] or [`CRM`].
     pub destination: String,
+    /// What changed since the store's last successful upload, when there was one to compare with.
+    pub changes: Option<ChangeCounts>,
 }
 
 /// One store as the ledger knows it.
@@ -155,6 +158,8 @@ pub trait Ledger: Send {
     /// Records the driver's progress: the transaction, the confirmed rows, abandoned transactions.
     /// `begun_at` is set when the transaction changes.
     fn progress(&self, id: i64, checkpoint: &Checkpoint, now: &str) -> Result<(), LedgerError>;
+    /// Records what changed since the store's last successful upload.
+    fn changes(&self, id: i64, counts: &ChangeCounts) -> Result<(), LedgerError>;
     /// Records how a run ended.
     fn finish(&self, id: i64, finish: &Finish) -> Result<(), LedgerError>;
     /// Records that run `id` continues the transaction of run `from`.
@@ -239,4 +244,14 @@ fn overview_of(
 /// The abandoned transactions as the ledger stores them (a JSON array).
 fn abandoned_json(abandoned: &[String]) -> String {
     serde_json::to_string(abandoned).expect("strings serialize")
+}
+
+/// The change counts as the ledger stores them (a JSON object, in one column).
+fn changes_json(counts: &ChangeCounts) -> String {
+    serde_json::to_string(counts).expect("four numbers serialize")
+}
+
+/// The change counts of a stored column; `None` when empty or unreadable.
+fn changes_of(stored: Option<String>) -> Option<ChangeCounts> {
+    serde_json::from_str(stored.as_deref()?).ok()
 }

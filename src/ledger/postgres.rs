@@ -9,6 +9,7 @@ use super::{
     Checkpoint, Finish, Ledger, LedgerError, NewRun, RUNNING, RunRecord, StoreOverview,
     abandoned_json, overview_of,
 };
+use crate::changes::ChangeCounts;
 use crate::state::postgres::{PgTarget, Shared};
 
 /// An open ledger in PostgreSQL.
@@ -20,7 +21,7 @@ pub struct PgLedger {
 const COLUMNS: &str = "id, store, store_id, feed, input, input_blake3, snapshot_blake3, spool_path, \
     rows, chunks, confirmed, transactionid, partnertransactionid, ended_transactionid, abandoned, state, \
     exit_code, error, pid, started_at, begun_at, finished_at, duration_ms, resumed_from, warnings, \
-    destination";
+    destination, changes";
 
 impl PgLedger {
     /// Connects to the ledger of `target`, migrating its schema.
@@ -96,6 +97,17 @@ impl Ledger for PgLedger {
                 "UPDATE rrfeed_runs SET rows = $2, input_blake3 = $3, snapshot_blake3 = $4,
                    spool_path = $5 WHERE id = $1",
                 &[&id, &(rows as i64), &input_blake3, &snapshot_blake3, &spool],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn changes(&self, id: i64, counts: &ChangeCounts) -> Result<(), LedgerError> {
+        let changes = super::changes_json(counts);
+        self.with(|c| {
+            c.execute(
+                "UPDATE rrfeed_runs SET changes = $2 WHERE id = $1",
+                &[&id, &changes],
             )
         })?;
         Ok(())
@@ -282,14 +294,15 @@ impl Ledger for PgLedger {
         );
         let exit_code = r.exit_code.map(i32::from);
         let pid = r.pid.map(i64::from);
+        let changes = r.changes.as_ref().map(super::changes_json);
         let row = self.with(|c| {
             c.query_one(
                 "INSERT INTO rrfeed_runs (store, store_id, feed, input, input_blake3, snapshot_blake3,
                     spool_path, rows, chunks, confirmed, transactionid, partnertransactionid,
                     ended_transactionid, abandoned, state, exit_code, error, pid, started_at, begun_at,
-                    finished_at, duration_ms, resumed_from, warnings, destination)
+                    finished_at, duration_ms, resumed_from, warnings, destination, changes)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                    $18, $19, $20, $21, $22, $23, $24, $25)
+                    $18, $19, $20, $21, $22, $23, $24, $25, $26)
                  RETURNING id",
                 &[
                     &r.store,
@@ -317,6 +330,7 @@ impl Ledger for PgLedger {
                     &resumed_from,
                     &warnings,
                     &r.destination,
+                    &changes,
                 ],
             )
         })?;
@@ -384,5 +398,6 @@ fn record(row: &Row) -> RunRecord {
         resumed_from: row.get(23),
         warnings: count(24),
         destination: row.get(25),
+        changes: super::changes_of(row.get(26)),
     }
 }

@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{
     Checkpoint, Finish, LEDGER_FILE, Ledger, LedgerError, NewRun, RUNNING, RunRecord, StoreOverview,
 };
+use crate::changes::ChangeCounts;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
@@ -36,16 +37,18 @@ CREATE TABLE IF NOT EXISTS runs (
     duration_ms INTEGER,
     resumed_from INTEGER,
     warnings INTEGER,
-    destination TEXT NOT NULL DEFAULT 'riderrewards'
+    destination TEXT NOT NULL DEFAULT 'riderrewards',
+    changes TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_store ON runs (store_id, id);
 ";
 
 /// Columns added after the first release, with their definitions: a ledger written by an older rrfeed
 /// gains them when opened.
-const ADDED_COLUMNS: [(&str, &str); 2] = [
+const ADDED_COLUMNS: [(&str, &str); 3] = [
     ("warnings", "INTEGER"),
     ("destination", "TEXT NOT NULL DEFAULT 'riderrewards'"),
+    ("changes", "TEXT"),
 ];
 
 /// An open SQLite ledger.
@@ -131,6 +134,16 @@ impl Ledger for SqliteLedger {
                     snapshot_blake3,
                     spool_path.display().to_string()
                 ],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    fn changes(&self, id: i64, counts: &ChangeCounts) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET changes = ?2 WHERE id = ?1",
+                params![id, super::changes_json(counts)],
             )
             .map_err(|e| self.fail(e))?;
         Ok(())
@@ -348,9 +361,9 @@ impl Ledger for SqliteLedger {
                 "INSERT INTO runs (store, store_id, feed, input, input_blake3, snapshot_blake3,
                     spool_path, rows, chunks, confirmed, transactionid, partnertransactionid,
                     ended_transactionid, abandoned, state, exit_code, error, pid, started_at, begun_at,
-                    finished_at, duration_ms, resumed_from, warnings, destination)
+                    finished_at, duration_ms, resumed_from, warnings, destination, changes)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                    ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+                    ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
                 params![
                     r.store,
                     r.store_id,
@@ -376,7 +389,8 @@ impl Ledger for SqliteLedger {
                     n(r.duration_ms),
                     resumed_from,
                     n(r.warnings),
-                    r.destination
+                    r.destination,
+                    r.changes.as_ref().map(super::changes_json)
                 ],
             )
             .map_err(|e| self.fail(e))?;
@@ -447,6 +461,7 @@ fn record(row: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
         resumed_from: row.get("resumed_from")?,
         warnings: count("warnings")?,
         destination: row.get("destination")?,
+        changes: super::changes_of(row.get("changes")?),
     })
 }
 

@@ -207,6 +207,13 @@ pub(crate) fn imported_runs_keep_every_field_and_their_links(ledger: &dyn Ledger
     finish(&source, first, "interrupted", 143);
     let second = start(&source, "1", "2026-11-20T02:00:00Z");
     source.resumed(second, first).unwrap();
+    let counts = ChangeCounts {
+        added: 1,
+        removed: 2,
+        changed: 3,
+        unchanged: 4,
+    };
+    source.changes(second, &counts).unwrap();
     finish(&source, second, "succeeded", 0);
     let mut runs = source.history(None, None, usize::MAX).unwrap();
     runs.reverse();
@@ -219,6 +226,7 @@ pub(crate) fn imported_runs_keep_every_field_and_their_links(ledger: &dyn Ledger
     assert_eq!(imported.len(), 2);
     let (new_second, new_first) = (&imported[0], &imported[1]);
     assert_eq!(new_second.resumed_from, Some(new_first.id));
+    assert_eq!((new_second.changes, new_first.changes), (Some(counts), None));
     let same = |a: &RunRecord, b: &RunRecord| {
         RunRecord {
             id: b.id,

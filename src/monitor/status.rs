@@ -156,6 +156,7 @@ mod tests {
             resumed_from: None,
             warnings: Some(0),
             destination: "riderrewards".into(),
+            changes: None,
         }
     }
 

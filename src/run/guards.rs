@@ -1,4 +1,4 @@
-//! The checks a run makes against the store's earlier runs: the shrink guard (docs/transaction.md, step 2), whether the
+//! The checks a run makes against the store's earlier runs: the shrink and churn guards (docs/transaction.md, step 2), whether the
 //! last run's transaction can be resumed (docs/transaction.md, step 8), and the clean-up of snapshots no run needs.
 
 use tracing::{info, warn};
@@ -30,6 +30,11 @@ pub(super) fn shrink(
         last.finished_at.as_deref().unwrap_or(&last.started_at),
         ratio * 100.0
     )))
+}
+
+/// Refuses a night that removes or changes more than `ratio` of the last success's customers.
+pub(super) fn churn(comparison: &crate::changes::Comparison, ratio: f64) -> Result<(), RunError> {
+    comparison.churn_guard(ratio).map_err(RunError::Refused)
 }
 
 /// The store's run before this one, if any.

@@ -40,6 +40,9 @@ pub struct Flags {
     pub chunk_size: usize,
     /// Where to write the rejected values (one store only).
     pub rejects: Option<PathBuf>,
+    /// Where to write the change report (one store only), and whether with values.
+    pub changes: Option<PathBuf>,
+    pub changes_values: bool,
 }
 
 /// What the stores of one invocation share.
@@ -277,8 +280,12 @@ async fn upload(
 ) -> Result<(), RunError> {
     let (job, shared, ctx) = (run.job, run.shared, run.ctx);
     let spool_path = spool_dir(shared).join(format!("run-{}.ndjson", entry.id));
-    let (ingested, mut spool) = snapshot::snapshot(job, ctx, shared, spool_path).await?;
-    note_snapshot(summary, &ingested, &spool);
+    let snapshot::Snapshotted {
+        ingested,
+        mut spool,
+        tonight,
+    } = snapshot::snapshot(job, ctx, shared, spool_path, Some(entry.id)).await?;
+    note_snapshot(summary, &ingested, &spool, &tonight.comparison);
     entry.ledger.snapshot(
         entry.id,
         spool.rows(),
@@ -286,6 +293,9 @@ async fn upload(
         spool.blake3(),
         spool.path(),
     )?;
+    if let Some(counts) = &tonight.comparison.counts {
+        entry.ledger.changes(entry.id, counts)?;
+    }
     let store_id = &job.store.store_id;
     if !shared.flags.force {
         guards::shrink(
@@ -294,6 +304,7 @@ async fn upload(
             spool.rows(),
             shared.guards.shrink_ratio,
         )?;
+        guards::churn(&tonight.comparison, shared.guards.churn_ratio)?;
     }
     let previous = guards::previous_runs(entry.ledger, store_id, entry.id)?;
     let resume = if shared.flags.resume {
@@ -307,6 +318,9 @@ async fn upload(
         None
     };
     let result = transact(run, stop, &spool, resume, progress, entry).await;
+    if result.is_ok() {
+        remember(&shared.state, store_id, tonight).await;
+    }
     guards::remove_old_spools(entry.ledger, store_id, entry.id);
     if may_resume(&result, progress) {
         spool.keep();
@@ -315,6 +329,24 @@ async fn upload(
         entry.ledger.spool_removed(entry.id)?;
     }
     result
+}
+
+/// After the server confirmed `endtransaction`: tonight's customers become what the next run compares
+/// with. A failure costs a warning (the upload itself succeeded); the next run then compares with an
+/// older upload.
+async fn remember(state: &crate::state::State, store_id: &str, tonight: crate::changes::Tonight) {
+    let Some(pending) = tonight.remember else {
+        return;
+    };
+    let (state, store_id) = (state.clone(), store_id.to_owned());
+    let remembered = tokio::task::spawn_blocking(move || {
+        crate::changes::baseline::remember(&state, &store_id, pending)
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the thread failed: {e}")));
+    if let Err(e) = remembered {
+        warn!("cannot remember tonight's customers for the next change report: {e}");
+    }
 }
 
 /// Whether a later `--resume` could continue this run's transaction: only a stop by signal leaves one
@@ -390,8 +422,15 @@ fn spool_dir(shared: &Settings) -> PathBuf {
     shared.state.dir.join("spool")
 }
 
-fn note_snapshot(summary: &mut UploadSummary, ingested: &Ingested, spool: &Spool) {
+fn note_snapshot(
+    summary: &mut UploadSummary,
+    ingested: &Ingested,
+    spool: &Spool,
+    comparison: &crate::changes::Comparison,
+) {
     summary.rows = Some(spool.rows());
+    summary.changes = comparison.counts;
+    summary.changes_note = Some(comparison.note());
     summary.encoding = Some(ingested.source.encoding);
     summary.format = Some(ingested.source.format);
     summary.warnings = ingested.warnings.summaries();
@@ -405,8 +444,12 @@ async fn dry_run(
     summary: &mut UploadSummary,
 ) -> Result<(), RunError> {
     let path = spool_dir(shared).join(format!("dry-run-{}.ndjson", uuid::Uuid::new_v4()));
-    let (ingested, spool) = snapshot::snapshot(job, ctx, shared, path).await?;
-    note_snapshot(summary, &ingested, &spool);
+    let snapshot::Snapshotted {
+        ingested,
+        spool,
+        tonight,
+    } = snapshot::snapshot(job, ctx, shared, path, None).await?;
+    note_snapshot(summary, &ingested, &spool, &tonight.comparison);
     summary.chunks = Some(totals::chunks(spool.rows(), shared.flags.chunk_size).count());
     if spool.rows() == 0 && !shared.flags.allow_empty {
         return Err(DriverError::EmptyRefused.into());
@@ -420,6 +463,9 @@ async fn dry_run(
             spool.rows(),
             shared.guards.shrink_ratio,
         )?;
+    }
+    if !shared.flags.force {
+        guards::churn(&tonight.comparison, shared.guards.churn_ratio)?;
     }
     Ok(())
 }

@@ -1,11 +1,13 @@
 //! The snapshot of a run: the whole export read, validated and spooled on a blocking thread, with the
-//! rejects file beside it when one was asked for (docs/transaction.md, step 1).
+//! rejects file beside it when one was asked for (docs/transaction.md, step 1), and compared with the
+//! store's last successful upload (docs/changes.md).
 
 use std::path::PathBuf;
 
 use tracing::info;
 
 use super::{Job, Settings};
+use crate::changes::{self, ChangeLog, ChangeReport, CompareError, Tonight};
 use crate::config::ConfigError;
 use crate::context::Context;
 use crate::customer::{Customer, Normalizer};
@@ -16,9 +18,10 @@ use crate::source::{InputSpec, Location};
 use crate::spool::{Spool, SpoolWriter};
 use crate::warnings::Issue;
 
-/// The snapshot, and the rejects file when one was asked for.
+/// The snapshot, the customers to compare, and the rejects file when one was asked for.
 struct Snapshot {
     spool: SpoolWriter,
+    changes: ChangeLog,
     rejects: Option<Rejects>,
 }
 
@@ -32,6 +35,7 @@ impl RowSink for Snapshot {
         if let Some(rejects) = &mut self.rejects {
             rejects.accept(customer, at, issues)?;
         }
+        self.changes.push(customer)?;
         self.spool.push(customer)
     }
 
@@ -43,15 +47,29 @@ impl RowSink for Snapshot {
     }
 }
 
-/// Reads and validates the whole input into a snapshot, on a blocking thread.
+/// A run's snapshot, read and compared.
+pub(super) struct Snapshotted {
+    pub ingested: Ingested,
+    pub spool: Spool,
+    pub tonight: Tonight,
+}
+
+/// Reads and validates the whole input into a snapshot, and compares it with the store's last
+/// successful upload, on a blocking thread. `run` is the ledger's number of a real run (`None` for a
+/// dry run, which remembers nothing).
 pub(super) async fn snapshot(
     job: &Job,
     ctx: &Context,
     shared: &Settings,
     path: PathBuf,
-) -> Result<(Ingested, Spool), RunError> {
+    run: Option<i64>,
+) -> Result<Snapshotted, RunError> {
     let spec: InputSpec = job.input.clone();
     let rejects_path = shared.flags.rejects.clone();
+    let changes_path = shared.flags.changes.clone();
+    let changes_values = shared.flags.changes_values;
+    let state = shared.state.clone();
+    let store_id = job.store.store_id.clone();
     let options = IngestOptions {
         strict: shared.flags.strict,
         normalizer: Normalizer::with_rules(ctx.today, job.store.rules.clone()),
@@ -72,8 +90,15 @@ pub(super) async fn snapshot(
             })?),
             None => None,
         };
+        let mut report = match &changes_path {
+            Some(p) => Some(ChangeReport::create(p, changes_values).map_err(|e| {
+                ConfigError::invalid("--changes", format!("cannot write {}: {e}", p.display()))
+            })?),
+            None => None,
+        };
         let mut writer = Snapshot {
             spool: SpoolWriter::create(&path).map_err(unwritable)?,
+            changes: ChangeLog::new(changes_values),
             rejects,
         };
         let ingested = ingest::ingest(&spec, options, &mut writer);
@@ -82,7 +107,11 @@ pub(super) async fn snapshot(
                 ConfigError::invalid("--rejects", format!("cannot write the rejects file: {e}"))
             })?;
         }
-        let writer = writer.spool;
+        let Snapshot {
+            spool: writer,
+            changes: log,
+            ..
+        } = writer;
         let ingested = match ingested {
             Ok(i) => i,
             Err(e) => {
@@ -106,7 +135,26 @@ pub(super) async fn snapshot(
             warnings = ingested.warnings.total(),
             "input read and validated"
         );
-        Ok((ingested, spool))
+        let scratch = path.parent().unwrap_or(&path);
+        let tonight = changes::tonight(&state, &store_id, scratch, log, report.as_mut(), run)
+            .map_err(|e| match e {
+                CompareError::Report(e) => ConfigError::invalid("--changes", e.to_string()),
+                CompareError::Storage(e) => ConfigError::invalid(
+                    "RRFEED_STATE_DIR",
+                    format!(
+                        "cannot compare with the last upload in {}: {e}",
+                        scratch.display()
+                    ),
+                ),
+            })?;
+        if let Some(counts) = tonight.comparison.counts {
+            info!(changes = %counts.describe(), "compared with the last successful upload");
+        }
+        Ok(Snapshotted {
+            ingested,
+            spool,
+            tonight,
+        })
     })
     .await
     .map_err(|e| RunError::Internal(format!("the reading thread failed: {e}")))?

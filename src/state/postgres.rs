@@ -294,7 +294,7 @@ fn client_config(extra: &[&Path]) -> Result<rustls::ClientConfig, String> {
 }
 
 /// The schema's versions, in order; each runs once, in a transaction.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     // 1: the run ledger and the holders of the per-store locks.
     "CREATE TABLE rrfeed_runs (
         id BIGSERIAL PRIMARY KEY,
@@ -368,6 +368,14 @@ const MIGRATIONS: [&str; 3] = [
         participant_number  TEXT NOT NULL,
         terminated_at       TEXT NOT NULL,
         replaced_at         TEXT NOT NULL
+    );",
+    // 4: what changed per run, and each store's last successful upload (the change report's baseline).
+    "ALTER TABLE rrfeed_runs ADD COLUMN changes TEXT;
+    CREATE TABLE rrfeed_known (
+        store_id TEXT NOT NULL,
+        part     INTEGER NOT NULL,
+        data     BYTEA NOT NULL,
+        PRIMARY KEY (store_id, part)
     );",
 ];
 

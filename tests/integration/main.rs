@@ -1,5 +1,6 @@
 //! Integration tests: the real `rrfeed` binary against the mock server, started in-process on port 0.
 
+mod changes;
 mod contract;
 mod crm;
 mod deploy;

@@ -215,6 +215,8 @@ async fn resolve_stores(
     let retry = config.retry(&overrides)?;
     let flags = Flags {
         rejects: args.rejects.clone(),
+        changes: args.changes.clone(),
+        changes_values: args.changes_values,
         dry_run: args.dry_run,
         allow_empty: args.allow_empty,
         strict: args.strict,

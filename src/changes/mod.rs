@@ -1,0 +1,291 @@
+//! What changed since the store's last successful upload (docs/changes.md): tonight's customers,
+//! sorted on disk by `PartnerCustomerID`, are merged in one pass with the remembered ids and row
+//! fingerprints of that upload, counting customers added, removed, changed and unchanged, writing the
+//! `--changes` report, and writing the state to remember should tonight's upload succeed. Memory stays
+//! a few MiB whatever the store's size. The churn guard refuses a night that would remove or change
+//! too many of the customers the platform has.
+
+pub mod baseline;
+mod fingerprint;
+mod known;
+mod log;
+mod report;
+
+use std::io::{self, BufRead, Write};
+use std::path::Path;
+
+use tempfile::TempPath;
+use tracing::warn;
+
+use serde::{Deserialize, Serialize};
+
+pub use known::{KnownReader, KnownWriter};
+pub use log::ChangeLog;
+pub use report::ChangeReport;
+
+use crate::state::State;
+use crate::wire::Field;
+
+/// How many examples of removed or changed ids a refusal names.
+const EXAMPLES: usize = 3;
+
+/// How tonight's customers differ from the last successful upload's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeCounts {
+    pub added: u64,
+    pub removed: u64,
+    pub changed: u64,
+    pub unchanged: u64,
+}
+
+impl ChangeCounts {
+    /// Customers the last upload had.
+    pub fn before(&self) -> u64 {
+        self.removed + self.changed + self.unchanged
+    }
+
+    /// `5 added, 10 removed, 7 changed, 78 unchanged`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} added, {} removed, {} changed, {} unchanged",
+            self.added, self.removed, self.changed, self.unchanged
+        )
+    }
+}
+
+/// The outcome of the comparison.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Comparison {
+    /// `None` when there was nothing to compare with (the store's first upload).
+    pub counts: Option<ChangeCounts>,
+    /// The ledger's number of the run compared with, when known.
+    pub since_run: Option<i64>,
+    /// Customers without a `PartnerCustomerID`: counted, not compared.
+    pub without_id: u64,
+    /// Customers whose id an earlier customer of the export had: only the first is compared.
+    pub repeated: u64,
+    /// The first few ids removed or changed, in id order.
+    pub examples: Vec<String>,
+}
+
+impl Comparison {
+    /// Refuses a night that removes or changes more than `ratio` of the last upload's customers.
+    ///
+    /// Fails with the reason, naming the counts and a few ids.
+    pub fn churn_guard(&self, ratio: f64) -> Result<(), String> {
+        let Some(counts) = self.counts else {
+            return Ok(());
+        };
+        let before = counts.before();
+        let churned = counts.removed + counts.changed;
+        if before == 0 || churned as f64 <= ratio * before as f64 {
+            return Ok(());
+        }
+        let since = self
+            .since_run
+            .map_or_else(String::new, |run| format!(" (run {run})"));
+        Err(format!(
+            "{churned} of the {before} customers of the last successful upload{since} would be \
+             removed ({}) or changed ({}), more than {:.0}% (guards.churn_ratio); for example \
+             PartnerCustomerID {}. Is this the store's own export, with its own customer ids? \
+             Pass --force if the change is real",
+            counts.removed,
+            counts.changed,
+            ratio * 100.0,
+            self.examples.join(", ")
+        ))
+    }
+}
+
+impl Comparison {
+    /// One line for a person: the counts and what they were compared with.
+    pub fn note(&self) -> String {
+        let mut note = match (self.counts, self.since_run) {
+            (Some(counts), Some(run)) => format!("changes since run {run}: {}", counts.describe()),
+            (Some(counts), None) => format!("changes since the last upload: {}", counts.describe()),
+            (None, _) => {
+                "changes: nothing to compare with (no successful upload of this store remembered yet)"
+                    .to_owned()
+            }
+        };
+        let mut aside = Vec::new();
+        if self.without_id > 0 {
+            aside.push(format!("{} without a PartnerCustomerID", self.without_id));
+        }
+        if self.repeated > 0 {
+            aside.push(format!("{} repeating an earlier id", self.repeated));
+        }
+        if !aside.is_empty() {
+            note.push_str(&format!(" ({}, not compared)", aside.join(", ")));
+        }
+        note
+    }
+}
+
+/// Why the comparison could not be made.
+#[derive(Debug)]
+pub enum CompareError {
+    /// The `--changes` file could not be written (the error names it).
+    Report(io::Error),
+    /// A temporary file, or the state to remember, could not be written or read back.
+    Storage(io::Error),
+}
+
+impl From<io::Error> for CompareError {
+    fn from(e: io::Error) -> Self {
+        CompareError::Storage(e)
+    }
+}
+
+impl std::fmt::Display for CompareError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CompareError::Report(e) | CompareError::Storage(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Tonight's comparison, and the state to remember once the upload succeeded.
+pub struct Tonight {
+    pub comparison: Comparison,
+    /// Written for a real run (`run` given), in the scratch directory; removed when dropped.
+    pub remember: Option<TempPath>,
+}
+
+/// Compares tonight's customers with the store's remembered upload, if there is one and it can be
+/// read (a damaged one is a warning: the comparison is skipped and the next success replaces it).
+/// With `run` (a real run, not a dry run or `validate`) the state to remember is written to a
+/// temporary file in `scratch`.
+///
+/// Fails when a temporary file or the report cannot be written.
+pub fn tonight(
+    state: &State,
+    store_id: &str,
+    scratch: &Path,
+    log: ChangeLog,
+    report: Option<&mut ChangeReport>,
+    run: Option<i64>,
+) -> Result<Tonight, CompareError> {
+    let baseline = match baseline::load(state, store_id, scratch) {
+        Ok(baseline) => baseline,
+        Err(e) => {
+            warn!("{e}; no change report and no churn guard tonight");
+            None
+        }
+    };
+    let reader = baseline.map(|b| b.reader);
+    let Some(run) = run else {
+        let mut sink = KnownWriter::new(io::sink(), &baseline::header(store_id, None))?;
+        let comparison = compare(log, reader, &mut sink, report)?;
+        return Ok(Tonight {
+            comparison,
+            remember: None,
+        });
+    };
+    std::fs::create_dir_all(scratch)?;
+    let (file, path) = tempfile::Builder::new()
+        .prefix(".known-")
+        .tempfile_in(scratch)?
+        .into_parts();
+    let out = io::BufWriter::with_capacity(1 << 16, file);
+    let mut writer = KnownWriter::new(out, &baseline::header(store_id, Some(run)))?;
+    let comparison = compare(log, reader, &mut writer, report)?;
+    let (_, out) = writer.finish()?;
+    out.into_inner().map_err(|e| e.into_error())?;
+    Ok(Tonight {
+        comparison,
+        remember: Some(path),
+    })
+}
+
+/// Merges tonight's customers with the remembered upload (if any), writing each of tonight's
+/// customers, in id order, to `remember` and each difference to `report`.
+///
+/// Fails when a temporary run, the remembered upload, `remember` or the report cannot be read or
+/// written; the report's errors name its file.
+pub fn compare<R: BufRead, W: Write>(
+    log: ChangeLog,
+    mut baseline: Option<KnownReader<R>>,
+    remember: &mut KnownWriter<W>,
+    mut report: Option<&mut ChangeReport>,
+) -> Result<Comparison, CompareError> {
+    let mut comparison = Comparison {
+        since_run: baseline.as_ref().and_then(|b| b.header().run),
+        without_id: log.without_id(),
+        ..Comparison::default()
+    };
+    let mut counts = ChangeCounts::default();
+    let mut tonight = log.into_unique()?;
+    let mut new = tonight.next_unique()?;
+    let mut old = match &mut baseline {
+        Some(b) => b.next_known()?,
+        None => None,
+    };
+    let reported = |e: io::Error, report: &ChangeReport| {
+        CompareError::Report(io::Error::new(
+            e.kind(),
+            format!("cannot write {}: {e}", report.path().display()),
+        ))
+    };
+    loop {
+        let order = match (&old, &new) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(o), Some(n)) => o.id.cmp(&n.id),
+        };
+        if order.is_le() {
+            let o = old.take().expect("an old customer");
+            if order.is_lt() {
+                counts.removed += 1;
+                note_example(&mut comparison.examples, &o.id);
+                if let Some(r) = report.as_deref_mut() {
+                    r.removed(&o.id).map_err(|e| reported(e, r))?;
+                }
+            } else {
+                let n = new.as_ref().expect("a new customer");
+                if n.fingerprint.row == o.fingerprint.row {
+                    counts.unchanged += 1;
+                } else {
+                    counts.changed += 1;
+                    note_example(&mut comparison.examples, &o.id);
+                    if let Some(r) = report.as_deref_mut() {
+                        let fields: Vec<Field> =
+                            n.fingerprint.changed_fields(&o.fingerprint).collect();
+                        r.changed(n, &fields).map_err(|e| reported(e, r))?;
+                    }
+                }
+            }
+            old = baseline
+                .as_mut()
+                .expect("old customers come from it")
+                .next_known()?;
+        }
+        if order.is_ge() {
+            let n = new.take().expect("a new customer");
+            if order.is_gt() && baseline.is_some() {
+                counts.added += 1;
+                if let Some(r) = report.as_deref_mut() {
+                    r.added(&n).map_err(|e| reported(e, r))?;
+                }
+            }
+            remember.push(&n.id, &n.fingerprint)?;
+            new = tonight.next_unique()?;
+        }
+    }
+    if let Some(r) = report {
+        r.flush().map_err(|e| reported(e, r))?;
+    }
+    comparison.repeated = tonight.repeated;
+    comparison.counts = baseline.is_some().then_some(counts);
+    Ok(comparison)
+}
+
+fn note_example(examples: &mut Vec<String>, id: &[u8]) {
+    if examples.len() < EXAMPLES {
+        examples.push(String::from_utf8_lossy(id).into_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests;
