@@ -77,6 +77,9 @@ pub struct SyncSummary {
     /// The export's counted warnings (repeated ids among them).
     pub warnings: Vec<crate::warnings::WarningSummary>,
     pub dry_run: bool,
+    /// What changed since the last sync, from the link table: created participants are added,
+    /// updated ones changed, linked customers absent from the export removed (terminated or not).
+    pub changes: crate::changes::ChangeCounts,
     /// The signal that stopped the sync before every row was done.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<&'static str>,
@@ -187,8 +190,9 @@ pub async fn sync(
         dry_run: options.dry_run,
         ..SyncSummary::default()
     };
+    let absent = absent_from(&links, &rows)?;
     let missing = if options.terminate_missing {
-        Some(missing_from(&links, &rows, options)?)
+        Some(shrink_guard(absent.clone(), options)?)
     } else {
         None
     };
@@ -202,6 +206,12 @@ pub async fn sync(
         summary.problems.extend(problem);
     }
     drop(outcomes);
+    summary.changes = crate::changes::ChangeCounts {
+        added: summary.created,
+        removed: absent.missing.len() as u64,
+        changed: summary.updated,
+        unchanged: summary.unchanged,
+    };
     let differences = std::mem::take(
         &mut *shared
             .name_differences
@@ -238,12 +248,16 @@ pub async fn sync(
     Ok(summary)
 }
 
-/// Linked customers absent from the export, refused past the shrink guard.
-fn missing_from(
-    links: &Mutex<Links>,
-    rows: &[(Customer, Location)],
-    options: &SyncOptions,
-) -> Result<Vec<(String, String)>, SyncError> {
+/// The linked customers absent from the export, out of how many are linked.
+#[derive(Clone)]
+struct Absent {
+    /// (PartnerCustomerID, participant number).
+    missing: Vec<(String, String)>,
+    linked: usize,
+}
+
+/// Linked customers absent from the export.
+fn absent_from(links: &Mutex<Links>, rows: &[(Customer, Location)]) -> Result<Absent, SyncError> {
     let present: std::collections::HashSet<&str> = rows
         .iter()
         .map(|(c, _)| c.get(Field::PartnerCustomerId))
@@ -254,11 +268,20 @@ fn missing_from(
         .filter(|(id, _)| !present.contains(id.as_str()))
         .cloned()
         .collect();
-    let too_many = missing.len() as f64 > options.shrink_ratio * linked.len() as f64;
+    Ok(Absent {
+        missing,
+        linked: linked.len(),
+    })
+}
+
+/// The absent customers to terminate, refused past the shrink guard.
+fn shrink_guard(absent: Absent, options: &SyncOptions) -> Result<Vec<(String, String)>, SyncError> {
+    let Absent { missing, linked } = absent;
+    let too_many = missing.len() as f64 > options.shrink_ratio * linked as f64;
     if too_many && !options.force && !missing.is_empty() {
         return Err(SyncError::Shrink {
             missing: missing.len(),
-            linked: linked.len(),
+            linked,
             ratio: options.shrink_ratio,
         });
     }

@@ -226,7 +226,10 @@ pub(crate) fn imported_runs_keep_every_field_and_their_links(ledger: &dyn Ledger
     assert_eq!(imported.len(), 2);
     let (new_second, new_first) = (&imported[0], &imported[1]);
     assert_eq!(new_second.resumed_from, Some(new_first.id));
-    assert_eq!((new_second.changes, new_first.changes), (Some(counts), None));
+    assert_eq!(
+        (new_second.changes, new_first.changes),
+        (Some(counts), None)
+    );
     let same = |a: &RunRecord, b: &RunRecord| {
         RunRecord {
             id: b.id,

@@ -282,6 +282,10 @@ fn an_edited_row_updates_only_that_participants_changed_fields() {
     let (code, summary) = setup.sync(edited.path(), &[]);
     assert_eq!(code, 0, "{summary}");
     assert_eq!(counts(&summary), [0, 1, 19, 0, 0, 0]);
+    assert_eq!(
+        summary["changes"],
+        serde_json::json!({"added": 0, "removed": 0, "changed": 1, "unchanged": 19})
+    );
     assert_eq!(writes(&server, "rewards_participants/update"), 1);
     let crm = server.mock.crm();
     let participant = crm
@@ -308,6 +312,11 @@ fn a_removed_row_is_terminated_only_with_terminate_missing() {
     });
     let (_, plain) = setup.sync(without_7.path(), &[]);
     assert_eq!(counts(&plain)[3], 0);
+    assert_eq!(
+        plain["changes"],
+        serde_json::json!({"added": 0, "removed": 1, "changed": 0, "unchanged": 19}),
+        "the change report counts the absent customer, terminated or not"
+    );
     let (code, dry) = setup.sync(without_7.path(), &["--terminate-missing", "--dry-run"]);
     assert_eq!((code, counts(&dry)[3]), (0, 1));
     assert_eq!(
@@ -1099,4 +1108,9 @@ fn a_second_host_sharing_the_state_in_postgresql_finds_every_link() {
         .map(|r| r["destination"].as_str().unwrap())
         .collect();
     assert_eq!(destinations, ["crm", "crm"]);
+    assert_eq!(
+        runs[0]["changes"]["unchanged"], 30,
+        "the ledger has the sync's counts"
+    );
+    assert_eq!(runs[1]["changes"]["added"], 30);
 }

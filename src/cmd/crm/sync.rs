@@ -28,6 +28,8 @@ struct Outcome {
     error: Option<String>,
     /// The printed summary, when the sync ran.
     summary: Option<String>,
+    /// What changed since the last sync, when it ran.
+    changes: Option<crate::changes::ChangeCounts>,
 }
 
 impl Outcome {
@@ -49,6 +51,7 @@ impl Outcome {
             warnings: 0,
             error: None,
             summary: None,
+            changes: None,
         }
     }
 }
@@ -123,6 +126,9 @@ fn record(
 ) -> Result<(), crate::ledger::LedgerError> {
     let ledger = crate::ledger::open(state)?;
     let id = ledger.start(run)?;
+    if let Some(changes) = &outcome.changes {
+        ledger.changes(id, changes)?;
+    }
     ledger.finish(
         id,
         &Finish {
@@ -228,6 +234,7 @@ async fn sync_command(
                     Exit::Partial
                 },
                 rows: Some(summary.rows),
+                changes: Some(summary.changes),
                 warnings: summary.warnings.iter().map(|w| w.count).sum(),
                 error: (!complete).then(|| {
                     format!(
@@ -309,6 +316,7 @@ fn render(s: &SyncSummary) -> String {
         ("created", s.created),
         ("updated", s.updated),
         ("unchanged", s.unchanged),
+        ("absent", s.changes.removed),
         ("terminated", s.terminated),
         ("failed", s.failed),
         ("needs attention", s.needs_attention),
