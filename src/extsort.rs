@@ -1,21 +1,22 @@
 //! Sorting more records than memory should hold: records gather in a run until it reaches a byte
 //! budget, then the run is sorted and spilled to an anonymous temporary file; at the end every run is
-//! merged through a heap, one record of each run in memory. The repeated-id check and the change report
+//! merged through a heap, one record of each run in memory — or, when the runs do not overlap (an
+//! export already in id order), read one after another. The repeated-id check and the change report
 //! use it, so that a million customers cost a few MiB of memory and some temporary disk.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 
 /// A record that can be sorted on disk.
-pub trait Spill: Ord + Sized {
+pub trait Spill: Ord + Clone + Sized {
     /// About how many bytes the record holds in memory, its own size included.
     fn size(&self) -> usize;
     /// Writes the record to a spilled run.
     fn write_to(&self, out: &mut impl Write) -> io::Result<()>;
     /// Reads the next record of a spilled run; `None` at its end.
-    fn read_from(input: &mut impl Read) -> io::Result<Option<Self>>;
+    fn read_from(input: &mut impl BufRead) -> io::Result<Option<Self>>;
 }
 
 /// Collects records, spilling sorted runs to disk past the budget.
@@ -24,6 +25,9 @@ pub struct ExternalSort<T> {
     bytes: usize,
     budget: usize,
     spilled: Vec<File>,
+    /// The greatest record spilled so far, while every run began after the one before ended.
+    ordered_up_to: Option<T>,
+    ordered: bool,
 }
 
 impl<T: Spill> ExternalSort<T> {
@@ -34,6 +38,17 @@ impl<T: Spill> ExternalSort<T> {
             bytes: 0,
             budget,
             spilled: Vec::new(),
+            ordered_up_to: None,
+            ordered: true,
+        }
+    }
+
+    /// Sorts the run in memory and notes whether it begins after every run before it.
+    fn sort_run(&mut self) {
+        self.run.sort_unstable();
+        if let (Some(first), Some(last)) = (self.run.first(), self.run.last()) {
+            self.ordered &= self.ordered_up_to.as_ref().is_none_or(|end| end < first);
+            self.ordered_up_to = Some(last.clone());
         }
     }
 
@@ -50,7 +65,7 @@ impl<T: Spill> ExternalSort<T> {
     }
 
     fn spill(&mut self) -> io::Result<()> {
-        self.run.sort_unstable();
+        self.sort_run();
         let mut out = BufWriter::with_capacity(1 << 16, tempfile::tempfile()?);
         for record in self.run.drain(..) {
             record.write_to(&mut out)?;
@@ -66,27 +81,35 @@ impl<T: Spill> ExternalSort<T> {
     ///
     /// Fails when the first record of a spilled run cannot be read back.
     pub fn sorted(mut self) -> io::Result<Sorted<T>> {
-        self.run.sort_unstable();
+        self.sort_run();
         let mut sources: Vec<Source<T>> = self
             .spilled
             .into_iter()
-            .map(|f| Source::File(BufReader::with_capacity(1 << 14, f)))
+            .map(|f| Source::File(BufReader::with_capacity(1 << 16, f)))
             .collect();
         sources.push(Source::Memory(std::mem::take(&mut self.run).into_iter()));
+        if self.ordered {
+            return Ok(Sorted::Chain(sources.into()));
+        }
         let mut heap = BinaryHeap::with_capacity(sources.len());
         for (i, source) in sources.iter_mut().enumerate() {
             if let Some(record) = source.next()? {
                 heap.push(Reverse((record, i)));
             }
         }
-        Ok(Sorted { sources, heap })
+        Ok(Sorted::Heap { sources, heap })
     }
 }
 
-/// The merged runs of an [`ExternalSort`], read one record at a time.
-pub struct Sorted<T> {
-    sources: Vec<Source<T>>,
-    heap: BinaryHeap<Reverse<(T, usize)>>,
+/// The runs of an [`ExternalSort`] in order, read one record at a time.
+pub enum Sorted<T> {
+    /// Runs that overlap, merged through a heap holding the next record of each.
+    Heap {
+        sources: Vec<Source<T>>,
+        heap: BinaryHeap<Reverse<(T, usize)>>,
+    },
+    /// Runs each after the one before, read in turn.
+    Chain(VecDeque<Source<T>>),
 }
 
 impl<T: Spill> Sorted<T> {
@@ -94,18 +117,31 @@ impl<T: Spill> Sorted<T> {
     ///
     /// Fails when a spilled run cannot be read back.
     pub fn next_record(&mut self) -> io::Result<Option<T>> {
-        let Some(Reverse((record, i))) = self.heap.pop() else {
-            return Ok(None);
-        };
-        if let Some(next) = self.sources[i].next()? {
-            self.heap.push(Reverse((next, i)));
+        match self {
+            Sorted::Heap { sources, heap } => {
+                let Some(Reverse((record, i))) = heap.pop() else {
+                    return Ok(None);
+                };
+                if let Some(next) = sources[i].next()? {
+                    heap.push(Reverse((next, i)));
+                }
+                Ok(Some(record))
+            }
+            Sorted::Chain(sources) => {
+                while let Some(source) = sources.front_mut() {
+                    if let Some(record) = source.next()? {
+                        return Ok(Some(record));
+                    }
+                    sources.pop_front();
+                }
+                Ok(None)
+            }
         }
-        Ok(Some(record))
     }
 }
 
-/// One sorted run being merged.
-enum Source<T> {
+/// One sorted run being read.
+pub enum Source<T> {
     File(BufReader<File>),
     Memory(std::vec::IntoIter<T>),
 }
@@ -122,18 +158,17 @@ impl<T: Spill> Source<T> {
 /// Reads exactly `buf.len()` bytes, or nothing at the end of the input: `Ok(false)` then.
 ///
 /// Fails on a read error or an input that ends inside `buf`.
-pub fn read_or_end(input: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match input.read(&mut buf[filled..]) {
-            Ok(0) if filled == 0 => return Ok(false),
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+pub fn read_or_end(input: &mut impl BufRead, buf: &mut [u8]) -> io::Result<bool> {
+    let available = input.fill_buf()?;
+    if available.is_empty() {
+        return Ok(false);
     }
-    Ok(true)
+    if let Some(bytes) = available.get(..buf.len()) {
+        buf.copy_from_slice(bytes);
+        input.consume(buf.len());
+        return Ok(true);
+    }
+    input.read_exact(buf).map(|()| true)
 }
 
 #[cfg(test)]
@@ -141,7 +176,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+    #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
     struct Number(u32);
 
     impl Spill for Number {
@@ -151,7 +186,7 @@ mod tests {
         fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
             out.write_all(&self.0.to_le_bytes())
         }
-        fn read_from(input: &mut impl Read) -> io::Result<Option<Self>> {
+        fn read_from(input: &mut impl BufRead) -> io::Result<Option<Self>> {
             let mut b = [0; 4];
             Ok(read_or_end(input, &mut b)?.then(|| Number(u32::from_le_bytes(b))))
         }
@@ -176,6 +211,21 @@ mod tests {
         assert!(Number::read_from(&mut input).is_err());
         let mut empty: &[u8] = &[];
         assert!(Number::read_from(&mut empty).unwrap().is_none());
+    }
+
+    #[test]
+    fn runs_already_in_order_are_chained_and_overlapping_ones_merged() {
+        let ordered: Vec<u32> = (0..100).collect();
+        let mut sort = ExternalSort::new(40);
+        ordered.iter().for_each(|n| sort.push(Number(*n)).unwrap());
+        assert!(matches!(sort.sorted().unwrap(), Sorted::Chain(_)));
+        assert_eq!(self::sort(&ordered, 40), ordered);
+        let mut sort = ExternalSort::new(40);
+        ordered
+            .iter()
+            .rev()
+            .for_each(|n| sort.push(Number(*n)).unwrap());
+        assert!(matches!(sort.sorted().unwrap(), Sorted::Heap { .. }));
     }
 
     proptest! {

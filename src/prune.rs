@@ -60,7 +60,8 @@ pub fn prune(
     Ok(pruned)
 }
 
-/// Snapshot files older than `cutoff` that no run refers to (left by a crash, say).
+/// Snapshot files older than `cutoff` that no run refers to (left by a crash, say), and change-report
+/// scratch files (`.known-*`) a crashed run left.
 fn orphan_snapshots(dir: &Path, referenced: &[String], cutoff: jiff::Timestamp) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -70,7 +71,12 @@ fn orphan_snapshots(dir: &Path, referenced: &[String], cutoff: jiff::Timestamp) 
     entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
+        .filter(|p| {
+            let scratch = p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".known-"));
+            scratch || p.extension().is_some_and(|e| e == "ndjson")
+        })
         .filter(|p| !referenced.iter().any(|r| Path::new(r) == p))
         .filter(|p| {
             std::fs::metadata(p)
@@ -171,6 +177,26 @@ mod tests {
             .map(|r| r.id)
             .collect();
         assert_eq!(kept, [b_only, a_newest, a_success]);
+    }
+
+    #[test]
+    fn scratch_files_a_crashed_comparison_left_go_once_old() {
+        let dir = tempfile::tempdir().unwrap();
+        SqliteLedger::open(dir.path()).unwrap();
+        let spools = dir.path().join(SPOOL_DIR);
+        std::fs::create_dir_all(&spools).unwrap();
+        let (old, fresh) = (spools.join(".known-old"), spools.join(".known-fresh"));
+        let january = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+        std::fs::File::create(&old)
+            .unwrap()
+            .set_modified(january)
+            .unwrap();
+        std::fs::File::create(&fresh).unwrap();
+        let now = jiff::Timestamp::now();
+        let month = Duration::from_secs(30 * 86_400);
+        let done = prune(&State::local(dir.path().to_owned()), month, now, false).unwrap();
+        assert_eq!(done.snapshots, 1);
+        assert!(!old.exists() && fresh.exists());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! their lines. A million rows use about 2 MiB of memory and 30 MiB of temporary disk.
 
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Write};
 
 use crate::extsort::{ExternalSort, Spill, read_or_end};
 
@@ -12,7 +12,7 @@ use crate::extsort::{ExternalSort, Spill, read_or_end};
 const RUN_BUDGET: usize = 2 << 20;
 
 /// One id seen: its hash, the id itself, and the line of its record (in that order of sorting).
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry(u64, Box<[u8]>, u64);
 
 impl Spill for Entry {
@@ -27,7 +27,7 @@ impl Spill for Entry {
         out.write_all(&self.1)
     }
 
-    fn read_from(input: &mut impl Read) -> io::Result<Option<Self>> {
+    fn read_from(input: &mut impl BufRead) -> io::Result<Option<Self>> {
         let mut head = [0u8; 20];
         if !read_or_end(input, &mut head)? {
             return Ok(None);

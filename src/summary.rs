@@ -259,10 +259,11 @@ pub fn upload_table(summaries: &[UploadSummary]) -> String {
         "EXIT",
         "ROWS",
         "CHUNKS",
+        "CHANGES",
         "TRANSACTION",
         "SECONDS",
     ];
-    let rows: Vec<[String; 7]> = summaries
+    let rows: Vec<[String; 8]> = summaries
         .iter()
         .map(|s| {
             [
@@ -271,6 +272,7 @@ pub fn upload_table(summaries: &[UploadSummary]) -> String {
                 s.exit_code.to_string(),
                 s.rows.map_or_else(|| "-".into(), |r| r.to_string()),
                 s.chunks.map_or_else(|| "-".into(), |c| c.to_string()),
+                s.changes.map_or_else(|| "-".into(), |c| c.short()),
                 s.transactionid.clone().unwrap_or_else(|| "-".into()),
                 format!("{:.1}", s.duration_ms as f64 / 1000.0),
             ]
@@ -284,6 +286,9 @@ pub fn upload_table(summaries: &[UploadSummary]) -> String {
             s.store,
             s.error.as_deref().unwrap_or_default()
         );
+    }
+    if summaries.iter().any(|s| s.changes.is_some()) {
+        out.push_str("changes since the last success: +added -removed ~changed =unchanged\n");
     }
     let failed = summaries.iter().filter(|s| s.exit_code != 0).count();
     let _ = writeln!(out, "{} store(s), {} failed", summaries.len(), failed);

@@ -70,7 +70,7 @@ fn check(mut file: File, store_id: &str) -> io::Result<KnownReader<BufReader<Fil
             reader.header().store_id
         )));
     }
-    while reader.next_known()?.is_some() {}
+    reader.check_rest()?;
     file.seek(SeekFrom::Start(0))?;
     KnownReader::open(BufReader::with_capacity(1 << 16, file))
 }
@@ -123,19 +123,27 @@ fn download(
     Ok(Some((file, path)))
 }
 
-/// Makes `pending` (written by the comparison) the store's remembered upload.
+/// Makes `pending` (written by the comparison) the store's remembered upload; `synced` when its
+/// bytes are already on disk.
 ///
 /// Fails when it cannot be moved into place or stored in PostgreSQL.
-pub fn remember(state: &State, store_id: &str, pending: TempPath) -> Result<(), String> {
+pub fn remember(
+    state: &State,
+    store_id: &str,
+    pending: TempPath,
+    synced: bool,
+) -> Result<(), String> {
     match &state.postgres {
         None => {
             let path = file_of(&state.dir, store_id);
             let dir = path.parent().expect("the file is in known/");
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            File::open(&pending)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| format!("cannot write {}: {e}", pending.display()))?;
+            if !synced {
+                File::open(&pending)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| format!("cannot write {}: {e}", pending.display()))?;
+            }
             pending
                 .persist(&path)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;

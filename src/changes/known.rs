@@ -6,12 +6,20 @@
 use std::io::{self, BufRead, Write};
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::fingerprint::Fingerprint;
 use crate::extsort::read_or_end;
 use crate::wire::FIELD_COUNT;
 
 const MAGIC: &[u8] = b"rrfeed-known 1\n";
+
+/// A `PartnerCustomerID`'s bytes: held inline up to 24 bytes (almost every id), so that a million
+/// customers cost no allocation each.
+pub type Id = SmallVec<[u8; 24]>;
+
+/// The bytes after the id: the row hash and the field fingerprints.
+pub(super) const FINGERPRINT_BYTES: usize = 8 + FIELD_COUNT;
 
 /// Whose upload a remembered state is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,7 +32,7 @@ pub struct Header {
 /// One remembered customer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Known {
-    pub id: Box<[u8]>,
+    pub id: Id,
     pub fingerprint: Fingerprint,
 }
 
@@ -49,10 +57,11 @@ impl<W: Write> KnownWriter<W> {
     ///
     /// Fails when `out` cannot be written.
     pub fn push(&mut self, id: &[u8], fingerprint: &Fingerprint) -> io::Result<()> {
-        write_len(&mut self.out, id.len())?;
-        self.out.write_all(id)?;
-        self.out.write_all(&fingerprint.row.to_le_bytes())?;
-        self.out.write_all(&fingerprint.fields)?;
+        let mut record: SmallVec<[u8; 96]> = SmallVec::new();
+        push_len(&mut record, id.len());
+        record.extend_from_slice(id);
+        fingerprint.write_to(&mut record);
+        self.out.write_all(&record)?;
         self.customers += 1;
         Ok(())
     }
@@ -68,7 +77,10 @@ impl<W: Write> KnownWriter<W> {
 pub struct KnownReader<R: BufRead> {
     input: R,
     header: Header,
-    last: Option<Box<[u8]>>,
+    /// The id just read, and the one before it (for the order check).
+    current: Vec<u8>,
+    last: Vec<u8>,
+    read_any: bool,
 }
 
 impl<R: BufRead> KnownReader<R> {
@@ -87,7 +99,9 @@ impl<R: BufRead> KnownReader<R> {
         Ok(Self {
             input,
             header,
-            last: None,
+            current: Vec::new(),
+            last: Vec::new(),
+            read_any: false,
         })
     }
 
@@ -99,23 +113,51 @@ impl<R: BufRead> KnownReader<R> {
     ///
     /// Fails on a read error, a truncated record, or ids out of order.
     pub fn next_known(&mut self) -> io::Result<Option<Known>> {
-        let Some(len) = read_len(&mut self.input)? else {
+        Ok(self.advance()?.map(|fingerprint| Known {
+            id: self.current.as_slice().into(),
+            fingerprint,
+        }))
+    }
+
+    /// Reads every remaining customer, checking them, without keeping any; returns how many.
+    ///
+    /// Fails as [`KnownReader::next_known`] does.
+    pub fn check_rest(&mut self) -> io::Result<u64> {
+        let mut customers = 0;
+        while self.advance()?.is_some() {
+            customers += 1;
+        }
+        Ok(customers)
+    }
+
+    /// Reads the next id into `current` (checking it comes after the one before); its fingerprint.
+    fn advance(&mut self) -> io::Result<Option<Fingerprint>> {
+        std::mem::swap(&mut self.current, &mut self.last);
+        self.current.clear();
+        let mut rest = [0; FINGERPRINT_BYTES];
+        let buffered = self.input.fill_buf()?;
+        if buffered.is_empty() {
             return Ok(None);
-        };
-        let mut id = vec![0; len];
-        self.input.read_exact(&mut id)?;
-        let mut rest = [0; 8 + FIELD_COUNT];
-        self.input.read_exact(&mut rest)?;
-        let id = id.into_boxed_slice();
-        if self.last.as_ref().is_some_and(|last| *last >= id) {
+        }
+        // The whole record is usually buffered: take it in one piece.
+        match decode_len(buffered) {
+            Some((len, used)) if buffered.len() >= used + len + FINGERPRINT_BYTES => {
+                self.current.extend_from_slice(&buffered[used..used + len]);
+                rest.copy_from_slice(&buffered[used + len..used + len + FINGERPRINT_BYTES]);
+                self.input.consume(used + len + FINGERPRINT_BYTES);
+            }
+            _ => {
+                let len = read_len(&mut self.input)?.ok_or(io::ErrorKind::UnexpectedEof)?;
+                self.current.resize(len, 0);
+                self.input.read_exact(&mut self.current)?;
+                self.input.read_exact(&mut rest)?;
+            }
+        }
+        if self.read_any && self.last >= self.current {
             return Err(invalid("its customers are not in order".into()));
         }
-        self.last = Some(id.clone());
-        let fingerprint = Fingerprint {
-            row: u64::from_le_bytes(rest[..8].try_into().expect("8 bytes")),
-            fields: rest[8..].try_into().expect("25 bytes"),
-        };
-        Ok(Some(Known { id, fingerprint }))
+        self.read_any = true;
+        Ok(Some(Fingerprint::read_from(&rest)))
     }
 }
 
@@ -123,20 +165,42 @@ fn invalid(why: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, why)
 }
 
-/// Writes a length as LEB128 (one byte below 128).
-pub(super) fn write_len(out: &mut impl Write, mut len: usize) -> io::Result<()> {
+/// Appends a length as LEB128 (one byte below 128).
+pub(super) fn push_len(out: &mut impl Extend<u8>, mut len: usize) {
     loop {
         let byte = (len & 0x7f) as u8;
         len >>= 7;
         if len == 0 {
-            return out.write_all(&[byte]);
+            out.extend([byte]);
+            return;
         }
-        out.write_all(&[byte | 0x80])?;
+        out.extend([byte | 0x80]);
     }
 }
 
+/// The LEB128 length at the start of `bytes`, and how many bytes it took; `None` when `bytes` ends
+/// inside it.
+pub(super) fn decode_len(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut len = 0usize;
+    for (i, byte) in bytes.iter().take(5).enumerate() {
+        len |= ((byte & 0x7f) as usize) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((len, i + 1));
+        }
+    }
+    None
+}
+
 /// Reads a LEB128 length; `None` at the end of the input.
-pub(super) fn read_len(input: &mut impl io::Read) -> io::Result<Option<usize>> {
+pub(super) fn read_len(input: &mut impl BufRead) -> io::Result<Option<usize>> {
+    match input.fill_buf()?.first() {
+        None => return Ok(None),
+        Some(&byte) if byte < 0x80 => {
+            input.consume(1);
+            return Ok(Some(byte as usize));
+        }
+        Some(_) => {}
+    }
     let mut len = 0usize;
     for shift in (0..35).step_by(7) {
         let mut byte = [0];
@@ -186,7 +250,7 @@ mod tests {
         assert_eq!(r.header(), &header());
         let mut got = Vec::new();
         while let Some(k) = r.next_known().unwrap() {
-            got.push((String::from_utf8(k.id.into()).unwrap(), k.fingerprint));
+            got.push((String::from_utf8(k.id.into_vec()).unwrap(), k.fingerprint));
         }
         assert_eq!(got[1], ("B2".to_owned(), fp(2)));
         assert_eq!(got[2].0, long);

@@ -2,21 +2,23 @@
 //! fingerprint (and its values, for `--changes-values`), sorted on disk by id so that the comparison
 //! with the remembered upload is one streaming merge. Customers without an id are only counted.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Write};
 
 use super::fingerprint::Fingerprint;
-use super::known::{read_len, write_len};
+use super::known::{FINGERPRINT_BYTES, Id, decode_len, push_len, read_len};
 use crate::customer::Customer;
-use crate::extsort::{ExternalSort, Sorted, Spill, read_or_end};
-use crate::wire::{FIELD_COUNT, Field};
+use smallvec::SmallVec;
+
+use crate::extsort::{ExternalSort, Sorted, Spill};
+use crate::wire::Field;
 
 /// Bytes of customers kept in memory before a sorted run is spilled to disk.
 const RUN_BUDGET: usize = 4 << 20;
 
 /// One customer of tonight's export.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Entry {
-    pub id: Box<[u8]>,
+    pub id: Id,
     /// Its place in the export: of two customers with one id, the first is compared.
     seq: u64,
     pub fingerprint: Fingerprint,
@@ -54,38 +56,64 @@ impl PartialOrd for Entry {
 
 impl Spill for Entry {
     fn size(&self) -> usize {
-        // The boxes' allocations cost about 16 bytes each besides their contents.
-        std::mem::size_of::<Self>()
-            + 16
-            + self.id.len()
-            + self.values.as_ref().map_or(0, |v| v.len() + 16)
+        // An id longer than its inline room, and the values, are allocations of their own (about 16
+        // bytes each besides their contents).
+        let id = if self.id.spilled() {
+            self.id.len() + 16
+        } else {
+            0
+        };
+        std::mem::size_of::<Self>() + id + self.values.as_ref().map_or(0, |v| v.len() + 16)
     }
 
     fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
-        write_len(out, self.id.len())?;
-        out.write_all(&self.id)?;
-        out.write_all(&self.seq.to_le_bytes())?;
-        out.write_all(&self.fingerprint.row.to_le_bytes())?;
-        out.write_all(&self.fingerprint.fields)?;
+        let mut record: SmallVec<[u8; 96]> = SmallVec::new();
+        push_len(&mut record, self.id.len());
+        record.extend_from_slice(&self.id);
+        record.extend(self.seq.to_le_bytes());
+        self.fingerprint.write_to(&mut record);
         match &self.values {
             Some(values) => {
-                write_len(out, values.len() + 1)?;
+                push_len(&mut record, values.len() + 1);
+                out.write_all(&record)?;
                 out.write_all(values)
             }
-            None => write_len(out, 0),
+            None => {
+                record.push(0);
+                out.write_all(&record)
+            }
         }
     }
 
-    fn read_from(input: &mut impl Read) -> io::Result<Option<Self>> {
-        let Some(len) = read_len(input)? else {
+    fn read_from(input: &mut impl BufRead) -> io::Result<Option<Self>> {
+        let buffered = input.fill_buf()?;
+        if buffered.is_empty() {
             return Ok(None);
-        };
-        let mut id = vec![0; len];
-        input.read_exact(&mut id)?;
-        let mut fixed = [0; 16 + FIELD_COUNT];
-        if !read_or_end(input, &mut fixed)? {
-            return Err(io::ErrorKind::UnexpectedEof.into());
         }
+        // A record without values, whole in the buffer (nearly all): parsed in place.
+        if let Some((len, used)) = decode_len(buffered) {
+            let fixed = used + len;
+            let end = fixed + 8 + FINGERPRINT_BYTES;
+            if buffered.get(end) == Some(&0) {
+                let entry = Entry {
+                    id: Id::from_slice(&buffered[used..fixed]),
+                    seq: u64::from_le_bytes(
+                        buffered[fixed..fixed + 8].try_into().expect("8 bytes"),
+                    ),
+                    fingerprint: Fingerprint::read_from(
+                        buffered[fixed + 8..end].try_into().expect("33 bytes"),
+                    ),
+                    values: None,
+                };
+                input.consume(end + 1);
+                return Ok(Some(entry));
+            }
+        }
+        let len = read_len(input)?.ok_or(io::ErrorKind::UnexpectedEof)?;
+        let mut id = Id::from_elem(0, len);
+        input.read_exact(&mut id)?;
+        let mut fixed = [0; 8 + FINGERPRINT_BYTES];
+        input.read_exact(&mut fixed)?;
         let values = match read_len(input)?.ok_or(io::ErrorKind::UnexpectedEof)? {
             0 => None,
             n => {
@@ -95,12 +123,9 @@ impl Spill for Entry {
             }
         };
         Ok(Some(Entry {
-            id: id.into_boxed_slice(),
+            id,
             seq: u64::from_le_bytes(fixed[..8].try_into().expect("8 bytes")),
-            fingerprint: Fingerprint {
-                row: u64::from_le_bytes(fixed[8..16].try_into().expect("8 bytes")),
-                fields: fixed[16..].try_into().expect("25 bytes"),
-            },
+            fingerprint: Fingerprint::read_from(fixed[8..].try_into().expect("33 bytes")),
             values,
         }))
     }
@@ -137,14 +162,14 @@ impl ChangeLog {
         let values = self.keep_values.then(|| {
             let mut out = Vec::new();
             for value in customer.values() {
-                write_len(&mut out, value.len()).expect("a Vec takes every write");
+                push_len(&mut out, value.len());
                 out.extend_from_slice(value.as_bytes());
             }
             out.into_boxed_slice()
         });
         self.seq += 1;
         self.sort.push(Entry {
-            id: id.as_bytes().into(),
+            id: Id::from_slice(id.as_bytes()),
             seq: self.seq,
             fingerprint: Fingerprint::of(customer.values()),
             values,
@@ -197,5 +222,51 @@ impl Unique {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, seq: u64, values: Option<&[u8]>) -> Entry {
+        Entry {
+            id: Id::from_slice(id.as_bytes()),
+            seq,
+            fingerprint: Fingerprint {
+                row: seq * 31,
+                fields: [seq as u8; crate::wire::FIELD_COUNT],
+            },
+            values: values.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn spilled_entries_come_back_whole_however_the_buffer_splits_them() {
+        let long = "L".repeat(200);
+        let entries = [
+            entry("C1", 1, None),
+            entry(&long, 2, Some(b"\x01a\x00")),
+            entry("C3", 3, None),
+        ];
+        let mut bytes = Vec::new();
+        for e in &entries {
+            e.write_to(&mut bytes).unwrap();
+        }
+        for capacity in [1, 7, 64, 4096] {
+            let mut input = std::io::BufReader::with_capacity(capacity, bytes.as_slice());
+            for e in &entries {
+                assert_eq!(Entry::read_from(&mut input).unwrap().as_ref(), Some(e));
+            }
+            assert!(Entry::read_from(&mut input).unwrap().is_none());
+        }
+        let mut cut = &bytes[..bytes.len() - 1];
+        for _ in 0..2 {
+            Entry::read_from(&mut cut).unwrap();
+        }
+        assert!(
+            Entry::read_from(&mut cut).is_err(),
+            "a truncated run is an error"
+        );
     }
 }

@@ -44,6 +44,14 @@ impl ChangeCounts {
         self.removed + self.changed + self.unchanged
     }
 
+    /// `+5 -10 ~7 =78`, for tables.
+    pub fn short(&self) -> String {
+        format!(
+            "+{} -{} ~{} ={}",
+            self.added, self.removed, self.changed, self.unchanged
+        )
+    }
+
     /// `5 added, 10 removed, 7 changed, 78 unchanged`.
     pub fn describe(&self) -> String {
         format!(
@@ -152,28 +160,53 @@ pub struct Tonight {
     pub remember: Option<TempPath>,
 }
 
-/// Compares tonight's customers with the store's remembered upload, if there is one and it can be
-/// read (a damaged one is a warning: the comparison is skipped and the next success replaces it).
-/// With `run` (a real run, not a dry run or `validate`) the state to remember is written to a
-/// temporary file in `scratch`.
+/// The store's remembered upload, being found and checked on a thread of its own while the export
+/// is read.
+pub struct Loading {
+    thread: std::thread::JoinHandle<Result<Option<baseline::Baseline>, String>>,
+}
+
+impl Loading {
+    /// Starts loading the remembered upload of `store_id` (a PostgreSQL copy goes to `scratch`).
+    pub fn start(state: &State, store_id: &str, scratch: &Path) -> Self {
+        let (state, store_id, scratch) = (state.clone(), store_id.to_owned(), scratch.to_owned());
+        let span = tracing::Span::current();
+        Self {
+            thread: std::thread::spawn(move || {
+                let _in_store = span.enter();
+                baseline::load(&state, &store_id, &scratch)
+            }),
+        }
+    }
+
+    /// The remembered upload, if there is one and it can be read: a damaged one is a warning (the
+    /// comparison is skipped and the next success replaces it).
+    fn finish(self) -> Option<baseline::Baseline> {
+        let loaded = self
+            .thread
+            .join()
+            .unwrap_or_else(|_| Err("the thread reading it failed".into()));
+        loaded.unwrap_or_else(|e| {
+            warn!("{e}; no change report and no churn guard tonight");
+            None
+        })
+    }
+}
+
+/// Compares tonight's customers with the store's remembered upload (see [`Loading`]). With `run`
+/// (a real run, not a dry run or `validate`) the state to remember is written to a temporary file
+/// in `scratch`.
 ///
 /// Fails when a temporary file or the report cannot be written.
 pub fn tonight(
-    state: &State,
+    baseline: Loading,
     store_id: &str,
     scratch: &Path,
     log: ChangeLog,
     report: Option<&mut ChangeReport>,
     run: Option<i64>,
 ) -> Result<Tonight, CompareError> {
-    let baseline = match baseline::load(state, store_id, scratch) {
-        Ok(baseline) => baseline,
-        Err(e) => {
-            warn!("{e}; no change report and no churn guard tonight");
-            None
-        }
-    };
-    let reader = baseline.map(|b| b.reader);
+    let reader = baseline.finish().map(|b| b.reader);
     let Some(run) = run else {
         let mut sink = KnownWriter::new(io::sink(), &baseline::header(store_id, None))?;
         let comparison = compare(log, reader, &mut sink, report)?;

@@ -53,7 +53,7 @@ fn a_first_upload_has_nothing_to_compare_and_is_never_refused() {
     let mut reader = KnownReader::open(state.as_slice()).unwrap();
     let mut ids = Vec::new();
     while let Some(k) = reader.next_known().unwrap() {
-        ids.push(String::from_utf8(k.id.into()).unwrap());
+        ids.push(String::from_utf8(k.id.into_vec()).unwrap());
     }
     assert_eq!(ids.len(), 100);
     assert!(ids.is_sorted());

@@ -93,15 +93,7 @@ fn render(runs: &[RunRecord]) -> String {
                 r.exit_code.map_or_else(|| "-".into(), |c| c.to_string()),
                 n(r.rows),
                 n(r.confirmed),
-                r.changes.map_or_else(
-                    || "-".into(),
-                    |c| {
-                        format!(
-                            "+{} -{} ~{} ={}",
-                            c.added, c.removed, c.changed, c.unchanged
-                        )
-                    },
-                ),
+                r.changes.map_or_else(|| "-".into(), |c| c.short()),
                 r.transactionid.clone().unwrap_or_else(|| "-".into()),
                 r.duration_ms
                     .map_or_else(|| "-".into(), |d| format!("{:.1}", d as f64 / 1000.0)),

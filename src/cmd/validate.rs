@@ -147,6 +147,7 @@ fn validate(
         strict: args.strict,
         normalizer: Normalizer::with_rules(ctx.today, rules),
     };
+    let baseline = store.map(|s| changes::Loading::start(&s.state, &s.store_id, &scratch_of(s)));
     let mut sink = Checked {
         rejects,
         changes: store.map(|_| ChangeLog::new(args.changes_values)),
@@ -185,22 +186,28 @@ fn validate(
         )
     });
     summary.warnings = ingested.warnings.summaries();
-    if let (Some(store), Some(log)) = (store, log) {
-        compare(store, log, report.as_mut(), summary)?;
+    if let (Some(store), Some(log), Some(baseline)) = (store, log, baseline) {
+        compare(store, baseline, log, report.as_mut(), summary)?;
     }
     Ok(())
+}
+
+/// Where a PostgreSQL copy of the remembered upload is downloaded to.
+fn scratch_of(store: &ForStore) -> std::path::PathBuf {
+    store.state.dir.join("spool")
 }
 
 /// Counts what changed since the store's last successful upload, and says whether the churn guard
 /// would refuse the upload.
 fn compare(
     store: &ForStore,
+    baseline: changes::Loading,
     log: ChangeLog,
     report: Option<&mut ChangeReport>,
     summary: &mut ValidateSummary,
 ) -> Result<(), InputError> {
-    let scratch = store.state.dir.join("spool");
-    let tonight = changes::tonight(&store.state, &store.store_id, &scratch, log, report, None)
+    let scratch = scratch_of(store);
+    let tonight = changes::tonight(baseline, &store.store_id, &scratch, log, report, None)
         .map_err(|e| match e {
             CompareError::Report(e) => InputError::new("--changes", e.to_string()),
             CompareError::Storage(e) => {

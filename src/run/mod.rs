@@ -317,9 +317,19 @@ async fn upload(
         guards::note_open_transaction(&previous, progress);
         None
     };
+    // The state to remember is flushed to disk while the upload runs, so that only a rename is left
+    // once the end is confirmed.
+    let synced = tonight.remember.as_deref().map(|path| {
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || std::fs::File::open(path)?.sync_all())
+    });
     let result = transact(run, stop, &spool, resume, progress, entry).await;
+    let synced = match synced {
+        Some(sync) => matches!(sync.await, Ok(Ok(()))),
+        None => false,
+    };
     if result.is_ok() {
-        remember(&shared.state, store_id, tonight).await;
+        remember(&shared.state, store_id, tonight, synced).await;
     }
     guards::remove_old_spools(entry.ledger, store_id, entry.id);
     if may_resume(&result, progress) {
@@ -334,13 +344,18 @@ async fn upload(
 /// After the server confirmed `endtransaction`: tonight's customers become what the next run compares
 /// with. A failure costs a warning (the upload itself succeeded); the next run then compares with an
 /// older upload.
-async fn remember(state: &crate::state::State, store_id: &str, tonight: crate::changes::Tonight) {
+async fn remember(
+    state: &crate::state::State,
+    store_id: &str,
+    tonight: crate::changes::Tonight,
+    synced: bool,
+) {
     let Some(pending) = tonight.remember else {
         return;
     };
     let (state, store_id) = (state.clone(), store_id.to_owned());
     let remembered = tokio::task::spawn_blocking(move || {
-        crate::changes::baseline::remember(&state, &store_id, pending)
+        crate::changes::baseline::remember(&state, &store_id, pending, synced)
     })
     .await
     .unwrap_or_else(|e| Err(format!("the thread failed: {e}")));

@@ -35,8 +35,9 @@ impl RowSink for Snapshot {
         if let Some(rejects) = &mut self.rejects {
             rejects.accept(customer, at, issues)?;
         }
-        self.changes.push(customer)?;
-        self.spool.push(customer)
+        // The spool first: the fingerprint then reads values the serializer just brought into cache.
+        self.spool.push(customer)?;
+        self.changes.push(customer)
     }
 
     fn repeated_id(&mut self, line: u64, first_line: u64, id: &str) -> std::io::Result<()> {
@@ -70,6 +71,7 @@ pub(super) async fn snapshot(
     let changes_values = shared.flags.changes_values;
     let state = shared.state.clone();
     let store_id = job.store.store_id.clone();
+    let scratch = path.parent().unwrap_or(&path).to_owned();
     let options = IngestOptions {
         strict: shared.flags.strict,
         normalizer: Normalizer::with_rules(ctx.today, job.store.rules.clone()),
@@ -96,6 +98,7 @@ pub(super) async fn snapshot(
             })?),
             None => None,
         };
+        let baseline = changes::Loading::start(&state, &store_id, &scratch);
         let mut writer = Snapshot {
             spool: SpoolWriter::create(&path).map_err(unwritable)?,
             changes: ChangeLog::new(changes_values),
@@ -135,8 +138,7 @@ pub(super) async fn snapshot(
             warnings = ingested.warnings.total(),
             "input read and validated"
         );
-        let scratch = path.parent().unwrap_or(&path);
-        let tonight = changes::tonight(&state, &store_id, scratch, log, report.as_mut(), run)
+        let tonight = changes::tonight(baseline, &store_id, &scratch, log, report.as_mut(), run)
             .map_err(|e| match e {
                 CompareError::Report(e) => ConfigError::invalid("--changes", e.to_string()),
                 CompareError::Storage(e) => ConfigError::invalid(
