@@ -44,6 +44,11 @@ pub fn text(stores: &[StoreOverview], webhook_pending: Option<u64>) -> String {
         Kind::Gauge,
         "Warnings counted while reading the export of the store's latest run.",
     );
+    let mut changes = Family::new(
+        "rrfeed_last_run_changes",
+        Kind::Gauge,
+        "Customers added, removed, changed and unchanged since the last success, as the store's latest run counted them.",
+    );
     let mut runs = Family::new(
         "rrfeed_runs_total",
         Kind::Counter,
@@ -78,6 +83,18 @@ pub fn text(stores: &[StoreOverview], webhook_pending: Option<u64>) -> String {
             duration.push(labels(), ms as f64 / 1000.0);
         }
         warnings.push(labels(), last.warnings.unwrap_or(0) as f64);
+        if let Some(counts) = last.changes {
+            for (change, n) in [
+                ("added", counts.added),
+                ("removed", counts.removed),
+                ("changed", counts.changed),
+                ("unchanged", counts.unchanged),
+            ] {
+                let mut labels = labels();
+                labels.push(("change", change.to_owned()));
+                changes.push(labels, n as f64);
+            }
+        }
         for (state, n) in &store.runs_by_state {
             let mut labels = labels();
             labels.push(("state", state.clone()));
@@ -99,6 +116,7 @@ pub fn text(stores: &[StoreOverview], webhook_pending: Option<u64>) -> String {
         rows,
         duration,
         warnings,
+        changes,
         runs,
         pending,
     ])

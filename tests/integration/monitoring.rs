@@ -443,6 +443,16 @@ fn the_metrics_file_holds_every_store_after_a_partial_night_and_is_never_half_wr
         matches!(runs.value, prometheus_parse::Value::Counter(n) if n == 4.0),
         "{runs:?}"
     );
+    // North's latest night compared its customers with the night before: none changed.
+    let unchanged = scrape.samples.iter().find(|s| {
+        s.metric == "rrfeed_last_run_changes"
+            && s.labels.get("store") == Some("north")
+            && s.labels.get("change") == Some("unchanged")
+    });
+    assert!(
+        matches!(unchanged.map(|s| &s.value), Some(prometheus_parse::Value::Gauge(n)) if *n > 0.0),
+        "{unchanged:?}"
+    );
 }
 
 /// `rrfeed status --json` in `night`'s directory: (exit code, the report).
