@@ -72,9 +72,10 @@ fn orphan_snapshots(dir: &Path, referenced: &[String], cutoff: jiff::Timestamp) 
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| {
-            let scratch = p
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(".known-"));
+            let scratch = p.file_name().is_some_and(|n| {
+                let name = n.to_string_lossy();
+                name.starts_with(crate::changes::baseline::SCRATCH_PREFIX)
+            });
             scratch || p.extension().is_some_and(|e| e == "ndjson")
         })
         .filter(|p| !referenced.iter().any(|r| Path::new(r) == p))

@@ -75,19 +75,28 @@ fn check(mut file: File, store_id: &str) -> io::Result<KnownReader<BufReader<Fil
     KnownReader::open(BufReader::with_capacity(1 << 16, file))
 }
 
+/// What the names of scratch files start with (`prune` removes those a crashed run left).
+pub const SCRATCH_PREFIX: &str = ".known-";
+
+/// A new scratch file in `scratch` (made if missing), removed when its path is dropped.
+///
+/// Fails when the directory or the file cannot be created.
+pub fn scratch_file(scratch: &Path) -> io::Result<(File, TempPath)> {
+    std::fs::create_dir_all(scratch)?;
+    Ok(tempfile::Builder::new()
+        .prefix(SCRATCH_PREFIX)
+        .tempfile_in(scratch)?
+        .into_parts())
+}
+
 /// Copies the store's parts into a temporary file, in one snapshot of the table.
 fn download(
     db: &Shared,
     store_id: &str,
     scratch: &Path,
 ) -> Result<Option<(File, TempPath)>, String> {
-    std::fs::create_dir_all(scratch)
-        .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
-    let temp = tempfile::Builder::new()
-        .prefix(".known-")
-        .tempfile_in(scratch)
+    let (mut file, path) = scratch_file(scratch)
         .map_err(|e| format!("cannot create a file in {}: {e}", scratch.display()))?;
-    let (mut file, path) = temp.into_parts();
     let mut io_error = None;
     let parts = db.with(|client| {
         let mut tx = client
@@ -167,19 +176,20 @@ fn upload(db: &Shared, store_id: &str, file: &mut File) -> Result<(), String> {
     db.with(|client| {
         let mut tx = client.transaction()?;
         tx.execute("DELETE FROM rrfeed_known WHERE store_id = $1", &[&store_id])?;
-        let mut buf = vec![0; PART];
+        let mut buf = Vec::with_capacity(PART);
         for part in 0i32.. {
-            let n = match read_full(file, &mut buf) {
+            buf.clear();
+            match Read::take(&mut *file, PART as u64).read_to_end(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => n,
+                Ok(_) => {}
                 Err(e) => {
                     io_error = Some(e);
                     return tx.rollback();
                 }
-            };
+            }
             tx.execute(
                 "INSERT INTO rrfeed_known (store_id, part, data) VALUES ($1, $2, $3)",
-                &[&store_id, &part, &&buf[..n]],
+                &[&store_id, &part, &buf.as_slice()],
             )?;
         }
         tx.commit()
@@ -188,20 +198,6 @@ fn upload(db: &Shared, store_id: &str, file: &mut File) -> Result<(), String> {
         Some(e) => Err(format!("cannot read the new remembered upload: {e}")),
         None => Ok(()),
     }
-}
-
-/// Fills `buf` as far as the input goes; the bytes read.
-fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match input.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// The header a run's new remembered state starts with.

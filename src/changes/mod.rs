@@ -215,11 +215,7 @@ pub fn tonight(
             remember: None,
         });
     };
-    std::fs::create_dir_all(scratch)?;
-    let (file, path) = tempfile::Builder::new()
-        .prefix(".known-")
-        .tempfile_in(scratch)?
-        .into_parts();
+    let (file, path) = baseline::scratch_file(scratch)?;
     let out = io::BufWriter::with_capacity(1 << 16, file);
     let mut writer = KnownWriter::new(out, &baseline::header(store_id, Some(run)))?;
     let comparison = compare(log, reader, &mut writer, report)?;
