@@ -495,6 +495,9 @@ pub struct InputArgs {
     /// JSON: the member of the top-level object that holds the customers [default: its only array of objects]
     #[arg(long, value_name = "NAME")]
     pub json_key: Option<String>,
+    /// Workbooks (.xlsx, .xlsm, .xls, .ods): the worksheet to read [default: the store's `sheet`; else the first visible one]
+    #[arg(long, value_name = "NAME")]
+    pub sheet: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -651,11 +654,8 @@ on the rewards website and posts the edited row to --webhook-url.";
 // The core's enums know nothing of clap: each is offered here by its names and converted once.
 
 fn input_format() -> impl clap::builder::TypedValueParser<Value = Format> {
-    PossibleValuesParser::new(["csv", "json", "ndjson"]).map(|name| match name.as_str() {
-        "json" => Format::Json,
-        "ndjson" => Format::Ndjson,
-        _ => Format::Csv,
-    })
+    PossibleValuesParser::new(["csv", "json", "ndjson", "xlsx", "xlsm", "xls", "ods"])
+        .map(|name| Format::from_name(&name).expect("the parser only passes known names"))
 }
 
 fn log_format() -> impl clap::builder::TypedValueParser<Value = LogFormat> {

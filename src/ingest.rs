@@ -90,6 +90,19 @@ pub fn ingest_with_workers(
     sink: &mut dyn RowSink,
     workers: usize,
 ) -> Result<Ingested, IngestError> {
+    ingest_spec(spec, options, sink, workers).map_err(|e| match e {
+        // A workbook's refusal names the cell (`Customers!D17`) where it knows the field's column.
+        IngestError::Input(input) => IngestError::Input(spec.places.name_cell(input)),
+        storage => storage,
+    })
+}
+
+fn ingest_spec(
+    spec: &InputSpec,
+    options: IngestOptions,
+    sink: &mut dyn RowSink,
+    workers: usize,
+) -> Result<Ingested, IngestError> {
     let name = spec.display_name();
     let mut rows = Rows::new(&name, options.strict, sink, &spec.rules);
     let read = if workers <= 1 {
@@ -385,6 +398,13 @@ impl<'s> Rows<'s> {
                 .map_err(storage("write the snapshot"))
         })?;
         note_columns(source, warnings);
+        if strict && let Some(refused) = source.notes.first_strict_failure() {
+            return Err(InputError::new(
+                name,
+                format!("{} (--strict refuses it)", refused.example),
+            )
+            .into());
+        }
         Ok(date_order)
     }
 
@@ -469,6 +489,7 @@ fn note_columns(source: &SourceInfo, warnings: &mut Warnings) {
             )
         });
     }
+    warnings.merge(&source.notes);
     let (blank, first) = source.blank_rows;
     if blank > 0 {
         warnings.add_many(WarningCode::BlankRow, blank, || {

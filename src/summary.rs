@@ -76,6 +76,8 @@ pub struct UploadSummary {
     pub input: String,
     pub format: Option<Format>,
     pub encoding: Option<Encoding>,
+    /// Workbooks: the worksheet read.
+    pub sheet: Option<String>,
     pub dry_run: bool,
     pub restarts: u32,
     /// The run's number in the ledger (`rrfeed history`).
@@ -107,6 +109,7 @@ impl UploadSummary {
             input,
             format: None,
             encoding: None,
+            sheet: None,
             dry_run,
             restarts: 0,
             run_id: None,
@@ -196,6 +199,8 @@ pub struct ValidateSummary {
     pub rows: Option<u64>,
     pub format: Option<Format>,
     pub encoding: Option<Encoding>,
+    /// Workbooks: the worksheet read.
+    pub sheet: Option<String>,
     /// CSV: the delimiter read (`tab` for a tab).
     pub delimiter: Option<String>,
     /// The birth-date column(s) and how the order of day and month was decided.
@@ -220,12 +225,11 @@ impl ValidateSummary {
         let _ = writeln!(out, "{}: {verdict} (exit {})", self.input, self.exit_code);
         if let (Some(rows), Some(format), Some(encoding)) = (self.rows, self.format, self.encoding)
         {
-            let _ = writeln!(
-                out,
-                "  rows: {rows} ({} in {})",
-                serde_plain(&format),
-                encoding.name()
-            );
+            let read = match &self.sheet {
+                Some(sheet) => format!("sheet \"{sheet}\""),
+                None => encoding.name().to_owned(),
+            };
+            let _ = writeln!(out, "  rows: {rows} ({} in {read})", serde_plain(&format));
         }
         if let Some(delimiter) = &self.delimiter {
             let _ = writeln!(out, "  delimiter: {delimiter}");

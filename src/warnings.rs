@@ -25,6 +25,18 @@ pub enum WarningCode {
     DuplicateColumns,
     /// CRM.COM holds another name for a participant (names are set only when it is created).
     CrmNameDiffers,
+    /// Workbooks: a cell holding an error (`#N/A`, `#REF!`), read as empty.
+    ErrorCell,
+    /// Workbooks: a ZIP code stored as a number, too short for a US ZIP (its leading zero is gone).
+    ZipLostLeadingZero,
+    /// Workbooks: a row with no customer id and only numbers (a totals row), skipped.
+    TotalsRow,
+    /// Workbooks: a row above the header that names no field (a title, a report date), skipped.
+    TitleRow,
+    /// Workbooks: a header split over two rows (merged cells above the column names).
+    TwoRowHeader,
+    /// Workbooks: a hidden worksheet passed over when choosing the first one.
+    HiddenSheet,
 }
 
 impl WarningCode {
@@ -43,11 +55,17 @@ impl WarningCode {
             WarningCode::BlankRow => "blank-row",
             WarningCode::DuplicateColumns => "duplicate-columns",
             WarningCode::CrmNameDiffers => "crm-name-differs",
+            WarningCode::ErrorCell => "error-cell",
+            WarningCode::ZipLostLeadingZero => "zip-lost-leading-zero",
+            WarningCode::TotalsRow => "totals-row",
+            WarningCode::TitleRow => "title-row",
+            WarningCode::TwoRowHeader => "two-row-header",
+            WarningCode::HiddenSheet => "hidden-sheet",
         }
     }
 
-    /// Whether `--strict` refuses the run for this warning (unknown columns, blank rows and a second
-    /// column for a field lose no data).
+    /// Whether `--strict` refuses the run for this warning (unknown columns, blank rows, a second
+    /// column for a field, and the rows and sheets a workbook reader skips lose no customer data).
     pub fn fails_strict(self) -> bool {
         !matches!(
             self,
@@ -55,6 +73,10 @@ impl WarningCode {
                 | WarningCode::BlankRow
                 | WarningCode::DuplicateColumns
                 | WarningCode::CrmNameDiffers
+                | WarningCode::TotalsRow
+                | WarningCode::TitleRow
+                | WarningCode::TwoRowHeader
+                | WarningCode::HiddenSheet
         )
     }
 }
@@ -84,6 +106,12 @@ impl Issue {
             WarningCode::BlankRow => "has no value in any column",
             WarningCode::DuplicateColumns => "maps to a field another column also gives",
             WarningCode::CrmNameDiffers => "differs from the name CRM.COM holds",
+            WarningCode::ErrorCell => "is an error cell; left empty",
+            WarningCode::ZipLostLeadingZero => "was stored as a number and lost its leading zero",
+            WarningCode::TotalsRow => "is a totals row; skipped",
+            WarningCode::TitleRow => "is a title above the header; skipped",
+            WarningCode::TwoRowHeader => "continues the header row",
+            WarningCode::HiddenSheet => "is a hidden sheet; passed over",
         };
         format!("{} {:?} {what}", self.field, shorten(&self.value))
     }
@@ -114,6 +142,13 @@ impl Warnings {
             .entry(code)
             .and_modify(|(n, _)| *n += count)
             .or_insert_with(|| (count, example()));
+    }
+
+    /// Adds every count of `other`, keeping this tally's examples where it has one.
+    pub fn merge(&mut self, other: &Warnings) {
+        for (code, (count, example)) in &other.by_code {
+            self.add_many(*code, *count, || example.clone());
+        }
     }
 
     pub fn count(&self, code: WarningCode) -> u64 {

@@ -191,6 +191,9 @@ fn read_export(bytes: &[u8], format: Format, workers: usize) -> Result<(), TestC
         Format::Csv => ".csv",
         Format::Json => ".json",
         Format::Ndjson => ".ndjson",
+        Format::Xlsx => ".xlsx",
+        Format::Xls => ".xls",
+        Format::Ods => ".ods",
     };
     let mut file = tempfile::Builder::new().suffix(suffix).tempfile().unwrap();
     file.write_all(bytes).unwrap();

@@ -347,6 +347,9 @@ fn describe(out: &mut String, s: &StoreSettings, destination: &str) {
     if let Some(d) = s.input.delimiter {
         input.push(format!("delimiter {:?}", d as char));
     }
+    if let Some(sheet) = &s.input.sheet {
+        input.push(format!("sheet {sheet:?}"));
+    }
     if !input.is_empty() {
         let _ = writeln!(out, "      {}", input.join(", "));
     }

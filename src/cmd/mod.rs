@@ -40,6 +40,8 @@ pub fn input_spec(file: &Path, args: &InputArgs) -> InputSpec {
             ..MappingRules::default()
         },
         json_key: args.json_key.clone(),
+        sheet: args.sheet.clone(),
+        places: Default::default(),
     }
 }
 
@@ -58,6 +60,7 @@ pub fn store_input_spec(
     }
     spec.encoding = spec.encoding.or(store.input.encoding);
     spec.delimiter = spec.delimiter.or(store.input.delimiter);
+    spec.sheet = spec.sheet.take().or_else(|| store.input.sheet.clone());
     spec.rules = MappingRules {
         date_order: args.date_order.or(store.rules.date_order),
         ..(*store.rules).clone()

@@ -67,6 +67,7 @@ pub fn run(args: &ValidateArgs, global: &GlobalArgs, ctx: &Context) -> Exit {
         rows: None,
         format: Some(spec.format),
         encoding: None,
+        sheet: None,
         delimiter: None,
         date_order: None,
         warnings: Vec::new(),
@@ -174,6 +175,7 @@ fn validate(
     summary.rows = Some(ingested.rows);
     summary.format = Some(ingested.source.format);
     summary.encoding = Some(ingested.source.encoding);
+    summary.sheet = ingested.source.sheet.clone();
     summary.delimiter = ingested.source.delimiter.map(|d| match d {
         b'\t' => "tab".to_owned(),
         d => (d as char).to_string(),

@@ -238,6 +238,8 @@ pub struct StoreConfig {
     pub format: Option<String>,
     pub encoding: Option<String>,
     pub delimiter: Option<String>,
+    /// Workbooks: the worksheet to read (default: the first visible one).
+    pub sheet: Option<String>,
     pub mapping: Option<MappingConfig>,
     /// `rider-rewards` (the default) or `crm`.
     pub destination: Option<String>,

@@ -101,6 +101,8 @@ pub struct InputDefaults {
     pub format: Option<Format>,
     pub encoding: Option<Encoding>,
     pub delimiter: Option<u8>,
+    /// Workbooks: the worksheet to read.
+    pub sheet: Option<String>,
 }
 
 /// One store: its identity for feed calls, and its export.
@@ -543,17 +545,14 @@ impl Config {
 
     fn input_defaults(&self, s: &StoreConfig) -> Result<InputDefaults, ConfigError> {
         let key = |k: &str| format!("store {:?}: {k}", s.name);
-        let format = match s.format.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let format = match s.format.as_deref() {
             None => None,
-            Some("csv") => Some(Format::Csv),
-            Some("json") => Some(Format::Json),
-            Some("ndjson" | "jsonl") => Some(Format::Ndjson),
-            Some(other) => {
-                return Err(self.invalid(
+            Some(name) => Some(Format::from_name(name).ok_or_else(|| {
+                self.invalid(
                     key("format"),
-                    format!("{other:?} is not csv, json or ndjson"),
-                ));
-            }
+                    format!("{name:?} is not one of {}", Format::NAMES.join(", ")),
+                )
+            })?),
         };
         let encoding = match s.encoding.as_deref() {
             None => None,
@@ -574,6 +573,7 @@ impl Config {
             format,
             encoding,
             delimiter,
+            sheet: s.sheet.clone(),
         })
     }
 

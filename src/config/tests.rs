@@ -92,6 +92,8 @@ fn stores_read_their_keys_from_the_environment_or_a_file() {
         store_id = "2"
         partner_store_id = "S2"
         store_api_key = {{ file = "{}" }}
+        format = "XLSM"
+        sheet = "Customers"
         "#,
         key_file.path().display()
     );
@@ -110,6 +112,9 @@ fn stores_read_their_keys_from_the_environment_or_a_file() {
     assert_eq!(stores[0].input.delimiter, Some(b';'));
     assert_eq!(key(&stores[1]).expose_secret(), "file-key");
     assert_eq!(stores[1].partner_store_id, "S2");
+    assert_eq!(stores[1].input.format, Some(Format::Xlsx));
+    assert_eq!(stores[1].input.sheet.as_deref(), Some("Customers"));
+    assert_eq!(stores[0].input.sheet, None);
 }
 
 #[test]

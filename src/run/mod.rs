@@ -448,6 +448,7 @@ fn note_snapshot(
     summary.changes_note = Some(comparison.note());
     summary.encoding = Some(ingested.source.encoding);
     summary.format = Some(ingested.source.format);
+    summary.sheet = ingested.source.sheet.clone();
     summary.warnings = ingested.warnings.summaries();
 }
 

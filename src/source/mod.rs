@@ -1,6 +1,7 @@
 //! Reading customer exports: CSV, JSON and NDJSON, from a file or stdin, in UTF-8, Windows-1252,
-//! UTF-16 or Mac Roman (README "Input"). Records stream through a callback one at a time, so memory does
-//! not grow with the file, and no record may be longer than [`guard::MAX_RECORD_BYTES`].
+//! UTF-16 or Mac Roman, and spreadsheet workbooks (README "Input"). Records stream through a callback
+//! one at a time, so memory does not grow with the file, and no record may be longer than
+//! [`guard::MAX_RECORD_BYTES`]; a workbook that must be held whole is refused above a stated size.
 //!
 //! Readers only map columns to fields and report structural errors with file, line and column; the rules
 //! for values live in `customer.rs`.
@@ -9,6 +10,7 @@ mod csv;
 pub mod encoding;
 pub mod guard;
 mod json;
+mod workbook;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -23,6 +25,7 @@ pub use encoding::Encoding;
 
 use crate::customer::RawCustomer;
 use crate::mapping::MappingRules;
+use crate::warnings::Warnings;
 use encoding::Detected;
 
 /// The formats rrfeed reads.
@@ -33,10 +36,17 @@ pub enum Format {
     Csv,
     Json,
     Ndjson,
+    /// Excel's `.xlsx` and `.xlsm`.
+    Xlsx,
+    /// Excel 97–2003's `.xls`.
+    Xls,
+    /// OpenDocument's `.ods` (LibreOffice, Google Sheets).
+    Ods,
 }
 
 impl Format {
-    /// The format a file name implies: `.json`, `.ndjson`/`.jsonl`, anything else CSV.
+    /// The format a file name implies: `.json`, `.ndjson`/`.jsonl`, `.xlsx`/`.xlsm`, `.xls`, `.ods`,
+    /// anything else CSV.
     pub fn from_path(path: &Path) -> Format {
         match path
             .extension()
@@ -46,8 +56,32 @@ impl Format {
         {
             Some("json") => Format::Json,
             Some("ndjson" | "jsonl") => Format::Ndjson,
+            Some("xlsx" | "xlsm") => Format::Xlsx,
+            Some("xls") => Format::Xls,
+            Some("ods") => Format::Ods,
             _ => Format::Csv,
         }
+    }
+
+    /// The format a `--format` value or a store's `format` names.
+    pub fn from_name(name: &str) -> Option<Format> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "csv" => Format::Csv,
+            "json" => Format::Json,
+            "ndjson" | "jsonl" => Format::Ndjson,
+            "xlsx" | "xlsm" => Format::Xlsx,
+            "xls" => Format::Xls,
+            "ods" => Format::Ods,
+            _ => return None,
+        })
+    }
+
+    /// The names [`Format::from_name`] takes, for help texts and messages.
+    pub const NAMES: &[&str] = &["csv", "json", "ndjson", "xlsx", "xls", "ods"];
+
+    /// Whether this is a spreadsheet workbook (typed cells, no encoding or delimiter).
+    pub fn is_workbook(self) -> bool {
+        matches!(self, Format::Xlsx | Format::Xls | Format::Ods)
     }
 }
 
@@ -75,6 +109,11 @@ pub struct InputSpec {
     /// JSON only: the member of a top-level object that holds the rows (`None`: the only array of
     /// objects in it).
     pub json_key: Option<String>,
+    /// Workbooks only: the worksheet to read (`None`: the first visible one).
+    pub sheet: Option<String>,
+    /// Workbooks only: where each field's column is, once the reader has found the header, so that a
+    /// refusal raised after reading can name the cell (`Customers!D17`).
+    pub places: workbook::Places,
 }
 
 impl InputSpec {
@@ -123,6 +162,11 @@ pub struct SourceInfo {
     pub has_id_column: bool,
     /// The header row (or the JSON keys seen, up to a thousand).
     pub columns: Vec<String>,
+    /// Workbooks only: the worksheet read.
+    pub sheet: Option<String>,
+    /// What the reader itself skipped or changed, counted like the values' warnings (workbooks: error
+    /// cells, ZIP codes stored as numbers, totals rows, title rows, hidden sheets).
+    pub notes: Warnings,
 }
 
 impl SourceInfo {
@@ -138,6 +182,8 @@ impl SourceInfo {
             birth_date_columns: Vec::new(),
             has_id_column: false,
             columns: Vec::new(),
+            sheet: None,
+            notes: Warnings::default(),
         }
     }
 
@@ -156,6 +202,8 @@ pub struct InputError {
     pub file: String,
     pub line: Option<u64>,
     pub column: Option<String>,
+    /// Workbooks: the cell, `Customers!D17` (then `line` is its row).
+    pub cell: Option<String>,
     pub message: String,
 }
 
@@ -165,6 +213,7 @@ impl InputError {
             file: file.to_owned(),
             line: None,
             column: None,
+            cell: None,
             message: message.into(),
         }
     }
@@ -178,11 +227,23 @@ impl InputError {
         self.column = Some(column.into());
         self
     }
+
+    pub fn at_cell(mut self, cell: impl Into<String>) -> Self {
+        self.cell = Some(cell.into());
+        self
+    }
 }
 
 impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file)?;
+        if let Some(cell) = &self.cell {
+            write!(f, ": {cell}")?;
+            if let Some(column) = &self.column {
+                write!(f, " ({column})")?;
+            }
+            return write!(f, ": {}", self.message);
+        }
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
         }
@@ -204,10 +265,22 @@ pub type Visit<'v> = dyn FnMut(&RawCustomer<'_>, Location) -> Result<(), InputEr
 /// structurally broken (ragged row, unbalanced quote, invalid bytes, malformed JSON), or when `visit` fails.
 pub fn read_rows(spec: &InputSpec, visit: &mut Visit<'_>) -> Result<SourceInfo, InputError> {
     let name = spec.display_name();
+    if spec.format.is_workbook() {
+        return workbook::read(spec, &name, visit);
+    }
     let io_err = |e: io::Error| InputError::new(&name, format!("cannot read: {e}"));
     let hasher = Rc::new(RefCell::new(blake3::Hasher::new()));
     let (raw, encoding): (Box<dyn BufRead>, Encoding) = match &spec.path {
         Some(path) => {
+            if let Some(kind) = workbook::looks_like_workbook(path) {
+                return Err(InputError::new(
+                    &name,
+                    format!(
+                        "this is {kind}, not {} text: give the file its extension or pass --format",
+                        format!("{:?}", spec.format).to_uppercase()
+                    ),
+                ));
+            }
             let encoding = match spec.encoding {
                 Some(e) => e,
                 None => decide(&name, encoding::detect_file(path).map_err(io_err)?)?,
@@ -307,6 +380,7 @@ fn read_decoded(
         Format::Csv => csv::read(input, spec, visit)?,
         Format::Json => json::read_json(input, spec, visit)?,
         Format::Ndjson => json::read_ndjson(input, spec, visit)?,
+        Format::Xlsx | Format::Xls | Format::Ods => unreachable!("workbooks are read by cells"),
     };
     info.encoding = encoding;
     Ok(info)

@@ -17,3 +17,4 @@ mod tls;
 mod unattended;
 mod upload;
 mod webhook;
+mod workbooks;
