@@ -51,7 +51,8 @@ pub const VERSION: &str = concat!(
     name = "rrfeed",
     version = VERSION,
     about,
-    long_about = "Uploads a dealer store's customer export (CSV, JSON or NDJSON) to the Rider Rewards \
+    long_about = "Uploads a dealer store's customer export (CSV, JSON, NDJSON or an Excel or OpenDocument \
+                  workbook) to the Rider Rewards \
                   loyalty platform in one verified transaction: the store's customer list is replaced \
                   only when every row was confirmed exactly once.\n\n\
                   First try, against the built-in mock server:\n  \

@@ -1,4 +1,4 @@
-//! Fuzz targets, with proptest: the readers (CSV, JSON, NDJSON), normalization, the vendor's answers and
+//! Fuzz targets, with proptest: the readers (CSV, JSON, NDJSON, workbooks), normalization, the vendor's answers and
 //! the webhook's payloads get arbitrary and near-valid input and must never panic; what they accept
 //! must hold the documented invariants.
 //!
@@ -259,6 +259,93 @@ fn ndjson_reader() {
     fuzz("ndjson_reader", 256, lines, |bytes| {
         read_export(&bytes, Format::Ndjson, 1)
     });
+}
+
+/// One cell of a generated workbook.
+#[derive(Clone, Debug)]
+enum CellValue {
+    Text(String),
+    Number(f64),
+    Bool(bool),
+    /// A formula whose cached result is this text (`#N/A`, a number, a word).
+    Formula(String),
+}
+
+fn cell_value() -> impl Strategy<Value = CellValue> {
+    let word = prop_oneof![
+        prop::sample::select(vec![
+            "ID",
+            "First Name",
+            "Last",
+            "Name",
+            "Zip",
+            "DOB",
+            "Email",
+            "Phone",
+            "Country",
+            "Total",
+            "US",
+            "02134",
+            "a@b.co",
+            "03/07/1985",
+            " ",
+            "",
+        ])
+        .prop_map(str::to_owned),
+        "[ -~\u{e9}\u{0}\t\n]{0,12}",
+    ];
+    prop_oneof![
+        4 => word.clone().prop_map(CellValue::Text),
+        2 => prop_oneof![any::<f64>(), (0u32..100_000).prop_map(f64::from), 1.0e9f64..1.0e11]
+            .prop_map(CellValue::Number),
+        1 => any::<bool>().prop_map(CellValue::Bool),
+        1 => prop_oneof![
+            prop::sample::select(vec!["#N/A", "#REF!", "#DIV/0!", "42"]).prop_map(str::to_owned),
+            word,
+        ]
+        .prop_map(CellValue::Formula),
+    ]
+}
+
+/// An `.xlsx` of a few rows of random cells, optionally with bytes of it overwritten.
+fn workbook_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let cells = prop::collection::vec(((0u32..8), (0u16..6), cell_value()), 0..40);
+    let damage = prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3);
+    (cells, damage).prop_map(|(mut cells, damage)| {
+        cells.sort_by_key(|(row, column, _)| (*row, *column));
+        let mut workbook = rust_xlsxwriter::Workbook::new();
+        let sheet = workbook.add_worksheet();
+        for (row, column, value) in cells {
+            let _ = match value {
+                CellValue::Text(t) => sheet.write_string(row, column, t),
+                CellValue::Number(n) => sheet.write_number(row, column, n),
+                CellValue::Bool(b) => sheet.write_boolean(row, column, b),
+                CellValue::Formula(result) => sheet.write_formula(
+                    row,
+                    column,
+                    rust_xlsxwriter::Formula::new("=A1").set_result(result),
+                ),
+            };
+        }
+        let mut bytes = workbook
+            .save_to_buffer()
+            .expect("a generated workbook saves");
+        for (at, byte) in damage {
+            let i = at.index(bytes.len());
+            bytes[i] = byte;
+        }
+        bytes
+    })
+}
+
+#[test]
+fn workbook_reader() {
+    fuzz(
+        "workbook_reader",
+        64,
+        (workbook_bytes(), prop::bool::ANY),
+        |(bytes, parallel)| read_export(&bytes, Format::Xlsx, if parallel { 3 } else { 1 }),
+    );
 }
 
 #[test]

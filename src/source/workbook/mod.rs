@@ -20,12 +20,15 @@ use crate::wire::Field;
 use sheet::SheetReader;
 
 /// An `.xlsx` holds its text once, in a shared table that is read whole before the first row: above
-/// this size (uncompressed) the workbook is refused. 24 MiB is about 200,000 customers.
-pub const MAX_SHARED_TEXT_BYTES: u64 = 24 << 20;
-/// An `.xls` is read whole: above this size it is refused (the format itself stops at 65,536 rows).
-pub const MAX_XLS_BYTES: u64 = 24 << 20;
-/// An `.ods` sheet is read whole from its `content.xml`: above this size (uncompressed) it is refused.
-pub const MAX_ODS_CONTENT_BYTES: u64 = 48 << 20;
+/// this size (uncompressed) the workbook is refused. 20 MiB is about 190,000 customers of a typical
+/// export, read within 64 MiB (BENCHMARKS.md "Workbooks").
+pub const MAX_SHARED_TEXT_BYTES: u64 = 20 << 20;
+/// An `.xls` is read whole, at about nine times its size in memory: above 5 MiB (about 18,000
+/// customers) it is refused.
+pub const MAX_XLS_BYTES: u64 = 5 << 20;
+/// An `.ods` sheet is read whole from its `content.xml`, at about twice its size in memory: above
+/// 24 MiB (uncompressed; 18,000 customers or more) it is refused.
+pub const MAX_ODS_CONTENT_BYTES: u64 = 24 << 20;
 
 /// Where each field's column is in the sheet being read, settled once the header is found, so that
 /// a refusal raised after a row was read (by `--strict`, say) can name the cell.
