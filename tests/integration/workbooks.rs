@@ -90,8 +90,12 @@ fn report(workbook: &mut Workbook) {
     sheet.write_number(4, 5, 4_143_264_100.0).unwrap();
     write_row_from(sheet, 4, 6, &["ann@example.com", "US"]);
     sheet.write_string(4, 9, "call after 5").unwrap();
-    // Row 6: text cells, and an email formula whose cached result is #N/A.
-    write_row(sheet, 5, &["C-2", "Bob", "Ray"]);
+    // Row 6: text cells, a name formula (its cached result is read), and an email formula whose
+    // cached result is #N/A.
+    write_row(sheet, 5, &["C-2", "", "Ray"]);
+    sheet
+        .write_formula(5, 1, Formula::new("=PROPER(\"bob\")").set_result("Bob"))
+        .unwrap();
     sheet
         .write_datetime_with_format(5, 3, date(1979, 11, 30), &date_format)
         .unwrap();
@@ -149,6 +153,7 @@ fn an_xlsx_report_uploads_typed_cells_as_the_sheet_shows_them() {
     assert_eq!(ann.get(Field::HomePhone), Some("4143264100"));
     assert_eq!(ann.get(Field::Email), Some("ann@example.com"));
     let bob = by_id(&rows, "C-2");
+    assert_eq!(bob.get(Field::FirstName), Some("Bob"));
     assert_eq!(
         [Field::BirthMonth, Field::BirthDay, Field::BirthYear].map(|f| bob.get(f)),
         [Some("11"), Some("30"), Some("1979")]
