@@ -30,9 +30,9 @@ impl RowSink for Serialize {
 /// The messy example export, its 300 rows repeated `times` times (ids repeat too: extra warnings).
 fn export(times: usize, format: Format) -> (tempfile::NamedTempFile, u64) {
     let source = std::fs::read_to_string(match format {
-        Format::Json => "examples/customers.json",
+        Format::Json | Format::Ndjson => "examples/customers.json",
         Format::Csv => "examples/customers.csv",
-        _ => unreachable!("CSV and JSON only"),
+        _ => unreachable!("CSV, JSON and NDJSON only"),
     })
     .unwrap();
     let mut file = tempfile::NamedTempFile::new().unwrap();
@@ -50,7 +50,15 @@ fn export(times: usize, format: Format) -> (tempfile::NamedTempFile, u64) {
         let all: Vec<&serde_json::Value> =
             (0..times).flat_map(|_| rows_of.iter().copied()).collect();
         rows = all.len() as u64;
-        serde_json::to_writer(std::io::BufWriter::new(&mut file), &all).unwrap();
+        let mut out = std::io::BufWriter::new(&mut file);
+        if format == Format::Ndjson {
+            for row in all {
+                serde_json::to_writer(&mut out, row).unwrap();
+                out.write_all(b"\n").unwrap();
+            }
+        } else {
+            serde_json::to_writer(&mut out, &all).unwrap();
+        }
     }
     (file, rows)
 }
@@ -156,6 +164,7 @@ impl RowSink for Collect {
 fn core(c: &mut Criterion) {
     bench_format(c, Format::Csv, 200);
     bench_format(c, Format::Json, 500);
+    bench_format(c, Format::Ndjson, 500);
     bench_references(c, 200);
 }
 

@@ -1,9 +1,10 @@
 //! JSON exports (an array of customer objects, or an object whose only array of objects holds them,
 //! such as `{"customers": [...]}`) and NDJSON (one object per line).
 //!
-//! The array is streamed element by element through serde's visitor API, so a large file is never held in
-//! memory whole. Values may be strings, numbers, booleans or null; an object or array where a value belongs
-//! is a structural error.
+//! A top-level array is cut into its elements over the buffered bytes (`json_scan.rs`) and each element
+//! is parsed from its own slice; an object holding the rows is streamed through serde's visitor API.
+//! Either way only one record is held at a time, never the file. Values may be strings, numbers,
+//! booleans or null; an object or array where a value belongs is a structural error.
 
 use std::cell::Cell;
 use std::fmt;
@@ -13,6 +14,7 @@ use std::rc::Rc;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::guard::RecordMark;
+use super::json_scan::Scanner;
 use super::{
     Encoding, Format, Input, InputError, InputSpec, Location, SourceInfo, Visit, quote, read_error,
     utf8_hint,
@@ -153,12 +155,40 @@ impl Rows<'_, '_> {
         info
     }
 
+    /// An error of serde_json parsing one value that starts at `line` and `column`, placed in the file.
+    fn error_from(
+        &mut self,
+        e: serde_json::Error,
+        line: u64,
+        column: u64,
+        encoding: Encoding,
+    ) -> InputError {
+        let at = line + (e.line() as u64).saturating_sub(1);
+        let column = match e.line() {
+            0 => 0,
+            1 => column + e.column() as u64 - 1,
+            _ => e.column() as u64,
+        };
+        self.error_at(e, at, column, encoding)
+    }
+
     /// Turns a serde_json error into an input error, preferring the callback's own error.
     fn error(&mut self, e: serde_json::Error, line: Option<u64>, encoding: Encoding) -> InputError {
+        let at = line.unwrap_or(e.line() as u64);
+        let column = e.column() as u64;
+        self.error_at(e, at, column, encoding)
+    }
+
+    fn error_at(
+        &mut self,
+        e: serde_json::Error,
+        at: u64,
+        column: u64,
+        encoding: Encoding,
+    ) -> InputError {
         if let Some(stopped) = self.stopped.take() {
             return stopped;
         }
-        let at = line.unwrap_or(e.line() as u64);
         if e.is_io() {
             return read_error(self.name, &io::Error::from(e), Some(at));
         }
@@ -173,37 +203,131 @@ impl Rows<'_, '_> {
         };
         let mut err =
             InputError::new(self.name, format!("malformed JSON: {message}{hint}")).at_line(at);
-        if e.column() > 0 {
+        if column > 0 {
             let key = if self.last_key.is_empty() {
                 String::new()
             } else {
                 format!(" (near key \"{}\")", quote(&self.last_key))
             };
-            err = err.in_column(format!("{}{key}", e.column()));
+            err = err.in_column(format!("{column}{key}"));
         }
         err
     }
 }
 
 /// Reads a JSON array of customers, or an object holding one.
+///
+/// An array (the common export) is cut into its elements over the buffered bytes and each is parsed
+/// from a slice; an object holding the rows is streamed through serde_json's reader (one byte at a
+/// time: slower, but it finds the member that holds the rows).
 pub(super) fn read_json(
     input: Input<'_>,
     spec: &InputSpec,
     visit: &mut Visit<'_>,
 ) -> Result<SourceInfo, InputError> {
+    let Input {
+        mut reader,
+        mark,
+        name,
+        encoding,
+    } = input;
     let line = Rc::new(Cell::new(0));
+    let mut scan = Scanner::new(&mut *reader);
+    let io = |e: io::Error, line| read_error(name, &e, Some(line));
+    scan.skip_whitespace().map_err(|e| io(e, scan.line))?;
+    let array = scan.peek().map_err(|e| io(e, scan.line))? == Some(b'[');
+    let start = (scan.line, scan.column);
+    line.set(scan.line - 1);
+    if array {
+        let mut rows = new_rows(name, spec, visit, line, mark);
+        read_array(&mut scan, &mut rows, encoding)?;
+        return Ok(rows.info(Format::Json));
+    }
+    let mut rows = new_rows(name, spec, visit, line, mark);
+    read_streamed(reader, &mut rows, start, encoding)?;
+    Ok(rows.info(Format::Json))
+}
+
+/// The whole document through serde_json's streaming reader; `start` is where `reader` is in the file.
+fn read_streamed(
+    reader: Box<dyn BufRead>,
+    rows: &mut Rows<'_, '_>,
+    start: (u64, u64),
+    encoding: Encoding,
+) -> Result<(), InputError> {
     let counting = CountLines {
-        inner: input.reader,
-        newlines: line.clone(),
+        inner: reader,
+        newlines: rows.line.clone(),
     };
-    let mut rows = new_rows(input.name, spec, visit, line, input.mark);
     let mut de = serde_json::Deserializer::from_reader(counting);
-    let parsed = TopSeed(&mut rows)
+    TopSeed(&mut *rows)
         .deserialize(&mut de)
-        .and_then(|()| de.end());
-    match parsed {
-        Ok(()) => Ok(rows.info(Format::Json)),
-        Err(e) => Err(rows.error(e, None, input.encoding)),
+        .and_then(|()| de.end())
+        .map_err(|e| rows.error_from(e, start.0, start.1, encoding))
+}
+
+/// The elements of a top-level array, each a customer object parsed from its own bytes.
+fn read_array(
+    scan: &mut Scanner<'_>,
+    rows: &mut Rows<'_, '_>,
+    encoding: Encoding,
+) -> Result<(), InputError> {
+    let name = rows.name;
+    let structural = |scan: &Scanner<'_>, message: &str| {
+        InputError::new(name, format!("malformed JSON: {message}"))
+            .at_line(scan.line)
+            .in_column(scan.column.to_string())
+    };
+    // At the end of the input, the column of the last byte (none after a line break).
+    let eof = |scan: &Scanner<'_>, message: &str| {
+        let err = InputError::new(name, format!("malformed JSON: {message}")).at_line(scan.line);
+        match scan.column - 1 {
+            0 => err,
+            column => err.in_column(column.to_string()),
+        }
+    };
+    let io = |e: io::Error, scan: &Scanner<'_>| read_error(name, &e, Some(scan.line));
+    scan.bump();
+    let mut element = Vec::with_capacity(1024);
+    let mut first = true;
+    loop {
+        scan.skip_whitespace().map_err(|e| io(e, scan))?;
+        match scan.peek().map_err(|e| io(e, scan))? {
+            None if first => return Err(eof(scan, "EOF while parsing a list")),
+            None => return Err(eof(scan, "EOF while parsing a value")),
+            Some(b']') if first => {
+                scan.bump();
+                break;
+            }
+            Some(b']') => return Err(structural(scan, "trailing comma")),
+            Some(b',' | b'}') => return Err(structural(scan, "expected value")),
+            Some(_) => {}
+        }
+        first = false;
+        let (line, column) = (scan.line, scan.column);
+        element.clear();
+        scan.capture(&mut element).map_err(|e| io(e, scan))?;
+        rows.line.set(line - 1);
+        let mut de = serde_json::Deserializer::from_slice(&element);
+        RowSeed(&mut *rows)
+            .deserialize(&mut de)
+            .and_then(|()| de.end())
+            .map_err(|e| rows.error_from(e, line, column, encoding))?;
+        scan.skip_whitespace().map_err(|e| io(e, scan))?;
+        match scan.peek().map_err(|e| io(e, scan))? {
+            Some(b',') => scan.bump(),
+            Some(b']') => {
+                scan.bump();
+                break;
+            }
+            None => return Err(eof(scan, "EOF while parsing a list")),
+            Some(_) => return Err(structural(scan, "expected `,` or `]`")),
+        }
+    }
+    scan.skip_whitespace().map_err(|e| io(e, scan))?;
+    match scan.peek().map_err(|e| io(e, scan))? {
+        None => Ok(()),
+        Some(_) => Err(structural(scan, "trailing characters")),
     }
 }
 
@@ -778,6 +902,109 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.line, Some(2));
         assert!(err.message.starts_with("malformed JSON"), "{err}");
+    }
+
+    /// What reading `text` gave: each record's location and values, or the error.
+    fn outcome(text: &[u8], streamed: bool) -> Result<Vec<(Location, Vec<String>)>, InputError> {
+        let mut got = Vec::new();
+        let spec = spec(Format::Json);
+        let mut visit = |raw: &RawCustomer<'_>, at: Location| {
+            let values = raw
+                .fields
+                .iter()
+                .map(|v| v.unwrap_or("-").to_owned())
+                .collect();
+            got.push((at, values));
+            Ok(())
+        };
+        let input = Input {
+            reader: Box::new(std::io::BufReader::with_capacity(
+                7,
+                text.to_vec().leak() as &[u8],
+            )),
+            mark: Default::default(),
+            name: "t.json",
+            encoding: Encoding::Utf8,
+        };
+        if streamed {
+            let mut rows = new_rows(
+                input.name,
+                &spec,
+                &mut visit,
+                Rc::new(Cell::new(0)),
+                input.mark,
+            );
+            read_streamed(input.reader, &mut rows, (1, 1), Encoding::Utf8)?;
+        } else {
+            read_json(input, &spec, &mut visit)?;
+        }
+        Ok(got)
+    }
+
+    use proptest::prelude::*;
+
+    proptest::proptest! {
+        /// Cutting an array into elements reads what serde_json's streaming reader reads, and fails
+        /// where it fails, with the same line, column and message.
+        #[test]
+        fn cutting_elements_reads_as_streaming_does(
+            rows in proptest::collection::vec(
+                proptest::collection::vec(
+                    (proptest::sample::select(vec!["First Name", "Zip", "Email", "x"]),
+                     proptest::prop_oneof![
+                        "[a-z\\\\\"{}\\[\\] ,\n]{0,6}".prop_map(serde_json::Value::from),
+                        proptest::num::i64::ANY.prop_map(serde_json::Value::from),
+                        proptest::strategy::Just(serde_json::Value::Null),
+                     ]),
+                    0..4,
+                ),
+                0..4,
+            ),
+            spaces in proptest::sample::select(vec!["", " ", "\n", " \r\n  "]),
+            cut in proptest::option::of((0usize..400, proptest::sample::select(vec!["", ",", "]", "{", "\"", "x", "\n"]))),
+        ) {
+            let objects: Vec<String> = rows
+                .iter()
+                .map(|pairs| {
+                    let members: Vec<String> = pairs
+                        .iter()
+                        .map(|(k, v)| format!("{}:{spaces}{v}", serde_json::Value::from(*k)))
+                        .collect();
+                    format!("{{{spaces}{}{spaces}}}", members.join(&format!(",{spaces}")))
+                })
+                .collect();
+            let mut text = format!("{spaces}[{spaces}{}{spaces}]{spaces}", objects.join(&format!("{spaces},{spaces}")));
+            if let Some((at, with)) = cut {
+                let at = at.min(text.len());
+                if text.is_char_boundary(at) {
+                    let end = (at + 1).min(text.len());
+                    let end = if text.is_char_boundary(end) { end } else { at };
+                    text.replace_range(at..end, with);
+                }
+            }
+            let cut_up = outcome(text.as_bytes(), false);
+            let streamed = outcome(text.as_bytes(), true);
+            match (&cut_up, &streamed) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(a, b, "{}", text),
+                (Err(a), Err(b)) => {
+                    // serde_json places some errors one column apart reading a slice or a stream,
+                    // and a line break inside a string on the line after it when streaming.
+                    let column = |e: &InputError| -> Option<i64> {
+                        e.column.as_ref().map(|c| c.split(' ').next().unwrap().parse().unwrap())
+                    };
+                    prop_assert_eq!(&a.message, &b.message, "{}", text);
+                    let line_break = a.message.contains("control character");
+                    let (la, lb) = (a.line.unwrap() as i64, b.line.unwrap() as i64);
+                    prop_assert!(la == lb || (line_break && lb - la == 1), "{} {:?} {:?}", text, a, b);
+                    let (ca, cb) = (column(a), column(b));
+                    prop_assert!(
+                        line_break || ca.zip(cb).is_none_or(|(x, y)| (x - y).abs() <= 1) && ca.is_some() == cb.is_some(),
+                        "{} {:?} {:?}", text, a, b
+                    );
+                }
+                _ => prop_assert!(false, "{}: cut {:?} streamed {:?}", text, cut_up, streamed),
+            }
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod csv;
 pub mod encoding;
 pub mod guard;
 mod json;
+mod json_scan;
 mod workbook;
 
 use std::cell::RefCell;
