@@ -186,12 +186,9 @@ impl<'r, 'v> SheetReader<'r, 'v> {
             None => self.find_header(),
             Some(header) if header.open => {
                 header.open = false;
-                if !self.join_header() {
-                    self.settle_places();
-                    return self.record();
-                }
+                let joined = self.join_header();
                 self.settle_places();
-                Ok(())
+                if joined { Ok(()) } else { self.record() }
             }
             Some(_) => self.record(),
         }
@@ -321,7 +318,8 @@ impl<'r, 'v> SheetReader<'r, 'v> {
             line,
             record: self.records,
         };
-        (self.visit)(&raw, at).map_err(|e| self.spec.places.name_cell(e))
+        // A refusal names its cell in `ingest`, which does so for every input error.
+        (self.visit)(&raw, at)
     }
 
     fn note_unnamed(&mut self) {
