@@ -373,7 +373,7 @@ pub fn has_control_bytes(bytes: &[u8]) -> bool {
 /// known to hold no control character.
 fn clean_text(value: &str, plain: bool, out: &mut String) {
     out.clear();
-    let value = value.trim();
+    let value = trim(value);
     if plain || !has_control_bytes(value.as_bytes()) {
         out.push_str(value);
         return;
@@ -397,6 +397,16 @@ fn clean_text(value: &str, plain: bool, out: &mut String) {
     out.truncate(trimmed);
     let leading = out.len() - out.trim_start().len();
     out.drain(..leading);
+}
+
+/// `str::trim`, deciding from the end bytes in the common case (a value that starts and ends with a
+/// visible ASCII character).
+fn trim(value: &str) -> &str {
+    match value.as_bytes() {
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => value,
+        [only] if only.is_ascii_graphic() => value,
+        _ => value.trim(),
+    }
 }
 
 type Rule = Result<(), WarningCode>;

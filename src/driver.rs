@@ -15,11 +15,11 @@ use tracing::{debug, info, warn};
 
 use crate::api::{Api, CallError};
 use crate::signal::{Signal, Stop};
-use crate::spool::{self, Spool};
+use crate::spool::Spool;
 use crate::totals::{self, Expectation, Mismatch, Verdict};
 use crate::wire::{
     BeginSummary, Count, EndSummary, Endpoint, FEED_CUSTOMERS, UploadSummary, VendorError,
-    write_upload_body,
+    write_upload_body_head, write_upload_body_tail,
 };
 
 /// One store's feed, ready to send.
@@ -394,11 +394,12 @@ async fn post_chunks<A: Api>(
     };
     let mut reader = feed.spool.reader().map_err(spool_error)?;
     reader.skip_rows(progress.confirmed).map_err(spool_error)?;
-    let mut rows = Vec::new();
     let mut read_body = |chunk: &totals::Chunk| -> Result<Bytes, DriverError> {
-        rows.clear();
+        // Rows take about 540 bytes each as JSON.
+        let mut body = Vec::with_capacity(chunk.rows * 640 + 512);
+        write_upload_body_head(&upload_summary(tx, chunk.rows), &mut body);
         let read = reader
-            .read_rows(chunk.rows, &mut rows)
+            .read_rows_joined(chunk.rows, &mut body)
             .map_err(spool_error)?;
         if read != chunk.rows {
             return Err(spool_error(std::io::Error::other(format!(
@@ -406,7 +407,8 @@ async fn post_chunks<A: Api>(
                 tx.declared
             ))));
         }
-        Ok(upload_body(tx, chunk.rows, &rows))
+        write_upload_body_tail(&mut body);
+        Ok(Bytes::from(body))
     };
     // After a crash the chunk then in flight may or may not have been counted.
     let mut unsure_of_previous = resumed;
@@ -479,8 +481,8 @@ async fn post_chunks<A: Api>(
     Ok(Posted::All)
 }
 
-fn upload_body(tx: &Transaction, rows: usize, buf: &[u8]) -> Bytes {
-    let summary = UploadSummary {
+fn upload_summary(tx: &Transaction, rows: usize) -> UploadSummary {
+    UploadSummary {
         transactionid: tx.id.clone(),
         partnertransactionid: tx.partnertransactionid.clone(),
         partnerstoreid: tx.partnerstoreid.clone(),
@@ -489,10 +491,7 @@ fn upload_body(tx: &Transaction, rows: usize, buf: &[u8]) -> Bytes {
         startdate: None,
         enddate: None,
         totalrowssent: Count(rows as u64),
-    };
-    let mut body = Vec::with_capacity(buf.len() + 512);
-    write_upload_body(&summary, spool::rows_of(buf), &mut body);
-    Bytes::from(body)
+    }
 }
 
 /// endtransaction, only now that every row is confirmed once (docs/transaction.md, step 6).

@@ -9,6 +9,10 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 
+/// Bytes buffered for each spilled run while they are merged: a million customers make a few
+/// dozen runs, all open at once.
+const MERGE_BUFFER: usize = 1 << 14;
+
 /// A record that can be sorted on disk.
 pub trait Spill: Ord + Clone + Sized {
     /// About how many bytes the record holds in memory, its own size included.
@@ -33,8 +37,11 @@ pub struct ExternalSort<T> {
 impl<T: Spill> ExternalSort<T> {
     /// A sort that keeps about `budget` bytes of records in memory.
     pub fn new(budget: usize) -> Self {
+        // Sized once: a run holds at most this many records, and a doubling Vec would overshoot the
+        // budget by up to half.
+        let most = budget / std::mem::size_of::<T>().max(1) + 1;
         Self {
-            run: Vec::new(),
+            run: Vec::with_capacity(most),
             bytes: 0,
             budget,
             spilled: Vec::new(),
@@ -85,7 +92,7 @@ impl<T: Spill> ExternalSort<T> {
         let mut sources: Vec<Source<T>> = self
             .spilled
             .into_iter()
-            .map(|f| Source::File(BufReader::with_capacity(1 << 16, f)))
+            .map(|f| Source::File(BufReader::with_capacity(MERGE_BUFFER, f)))
             .collect();
         sources.push(Source::Memory(std::mem::take(&mut self.run).into_iter()));
         if self.ordered {

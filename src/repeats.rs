@@ -3,21 +3,31 @@
 //! ([`crate::extsort`]); once the whole export is read the runs are merged and equal ids reported with
 //! their lines. A million rows use about 2 MiB of memory and 30 MiB of temporary disk.
 
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::io::{self, BufRead, Write};
+
+use smallvec::SmallVec;
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::extsort::{ExternalSort, Spill, read_or_end};
 
 /// Bytes of ids kept in memory before a run is sorted and spilled.
 const RUN_BUDGET: usize = 2 << 20;
 
+/// An id's bytes: inline up to 24 (nearly every dealer system's ids), so that most cost no allocation.
+type IdBytes = SmallVec<[u8; 24]>;
+
 /// One id seen: its hash, the id itself, and the line of its record (in that order of sorting).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Entry(u64, Box<[u8]>, u64);
+struct Entry(u64, IdBytes, u64);
 
 impl Spill for Entry {
     fn size(&self) -> usize {
-        std::mem::size_of::<Self>() + 16 + self.1.len()
+        let heap = if self.1.spilled() {
+            self.1.len() + 16
+        } else {
+            0
+        };
+        std::mem::size_of::<Self>() + heap
     }
 
     fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
@@ -35,9 +45,9 @@ impl Spill for Entry {
         let hash = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
         let line = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
         let len = u32::from_le_bytes(head[16..].try_into().expect("4 bytes"));
-        let mut id = vec![0; len as usize];
+        let mut id = IdBytes::from_elem(0, len as usize);
         input.read_exact(&mut id)?;
-        Ok(Some(Entry(hash, id.into_boxed_slice(), line)))
+        Ok(Some(Entry(hash, id, line)))
     }
 }
 
@@ -63,8 +73,9 @@ impl IdLog {
     ///
     /// Fails when a full run cannot be spilled to a temporary file.
     pub fn push(&mut self, id: &str, line: u64) -> io::Result<()> {
-        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(id);
-        self.ids.push(Entry(hash, id.as_bytes().into(), line))
+        let hash = xxh3_64(id.as_bytes());
+        self.ids
+            .push(Entry(hash, IdBytes::from_slice(id.as_bytes()), line))
     }
 
     /// Calls `repeat(line, first_line, id)` for every record whose id an earlier record already had.
@@ -130,7 +141,7 @@ mod tests {
         ids.push("C5".into());
         ids.push(format!("C{}", RUN + 3));
         // About 1000 ids a run: two runs spilled, the third in memory.
-        let budget = RUN * (std::mem::size_of::<Entry>() + 16 + 5);
+        let budget = RUN * std::mem::size_of::<Entry>();
         let found = repeats_with_budget(&ids, budget);
         let last = ids.len() as u64 + 1;
         assert_eq!(found, [(last - 1, 7), (last, RUN as u64 + 5)]);

@@ -16,6 +16,9 @@ use crate::customer::Customer;
 /// fast only on large blocks).
 const BLOCK: usize = 1 << 18;
 
+/// Bytes read from the spool at a time: a chunk of a thousand rows in two or three reads.
+const READ_BUFFER: usize = 1 << 18;
+
 /// Writes a spool, one row per call.
 pub struct SpoolWriter {
     file: File,
@@ -115,7 +118,7 @@ impl Spool {
     /// Reads the rows from the first one.
     pub fn reader(&self) -> io::Result<SpoolReader> {
         Ok(SpoolReader {
-            input: BufReader::with_capacity(1 << 16, File::open(&self.path)?),
+            input: BufReader::with_capacity(READ_BUFFER, File::open(&self.path)?),
         })
     }
 }
@@ -128,7 +131,7 @@ impl Drop for Spool {
     }
 }
 
-/// Reads rows back in order.
+/// Reads rows back in order, a chunk at a time.
 pub struct SpoolReader {
     input: BufReader<File>,
 }
@@ -136,32 +139,70 @@ pub struct SpoolReader {
 impl SpoolReader {
     /// Skips the first `n` rows (already confirmed by the server).
     pub fn skip_rows(&mut self, n: u64) -> io::Result<()> {
-        let mut scratch = Vec::new();
-        for _ in 0..n {
-            scratch.clear();
-            if self.input.read_until(b'\n', &mut scratch)? == 0 {
+        let mut left = n;
+        while left > 0 {
+            let buf = self.input.fill_buf()?;
+            if buf.is_empty() {
                 return Err(io::Error::other(
                     "the snapshot ended before the confirmed rows",
                 ));
             }
+            let (rows, used) = rows_in(buf, left);
+            self.input.consume(used);
+            left -= rows;
         }
         Ok(())
     }
 
-    /// Appends up to `n` rows to `out`, each followed by `\n`; returns how many it read.
-    pub fn read_rows(&mut self, n: usize, out: &mut Vec<u8>) -> io::Result<usize> {
-        for i in 0..n {
-            if self.input.read_until(b'\n', out)? == 0 {
-                return Ok(i);
+    /// Appends up to `n` rows to `out` as the inside of a JSON array (`{..},{..}`); returns how
+    /// many it read.
+    ///
+    /// Rows are copied in blocks as they lie in the file, then their line ends become commas: a
+    /// JSON string never holds a raw line break, so every `\n` in the spool ends a row.
+    pub fn read_rows_joined(&mut self, n: usize, out: &mut Vec<u8>) -> io::Result<usize> {
+        let start = out.len();
+        let mut left = n as u64;
+        while left > 0 {
+            let buf = self.input.fill_buf()?;
+            if buf.is_empty() {
+                break;
             }
+            let (rows, used) = rows_in(buf, left);
+            out.extend_from_slice(&buf[..used]);
+            self.input.consume(used);
+            left -= rows;
         }
-        Ok(n)
+        let read = n - left as usize;
+        // A snapshot cut short may end inside a row: that part is no row.
+        let complete = memchr::memrchr(b'\n', &out[start..]).map_or(start, |at| start + at);
+        out.truncate(complete);
+        // The other line ends separate the rows.
+        let mut from = start;
+        while let Some(at) = memchr::memchr(b'\n', &out[from..]) {
+            out[from + at] = b',';
+            from += at + 1;
+        }
+        Ok(read)
     }
 }
 
-/// The rows of a buffer filled by [`SpoolReader::read_rows`].
-pub fn rows_of(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
-    buf.split(|b| *b == b'\n').filter(|r| !r.is_empty())
+/// How many whole rows (up to `max`) begin `buf`, and the bytes they take with their line ends. A
+/// row cut by the end of the buffer is left for the next fill.
+fn rows_in(buf: &[u8], max: u64) -> (u64, usize) {
+    let mut rows = 0;
+    let mut used = 0;
+    for end in memchr::memchr_iter(b'\n', buf) {
+        rows += 1;
+        used = end + 1;
+        if rows == max {
+            break;
+        }
+    }
+    if rows == 0 {
+        // A row longer than the buffer: take what there is; the row goes on in the next fill.
+        return (0, buf.len());
+    }
+    (rows, used)
 }
 
 #[cfg(test)]
@@ -203,20 +244,43 @@ mod tests {
         let spool = w.finish().unwrap();
         assert_eq!(spool.rows(), 5);
         let mut r = spool.reader().unwrap();
-        let mut buf = Vec::new();
-        assert_eq!(r.read_rows(3, &mut buf).unwrap(), 3);
-        let ids: Vec<String> = rows_of(&buf)
-            .map(|row| {
-                let v: serde_json::Value = serde_json::from_slice(row).unwrap();
-                v["PartnerCustomerID"].as_str().unwrap().to_owned()
-            })
+        r.skip_rows(1).unwrap();
+        let mut buf = b"[".to_vec();
+        assert_eq!(r.read_rows_joined(3, &mut buf).unwrap(), 3);
+        buf.push(b']');
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&buf).unwrap();
+        let ids: Vec<&str> = rows
+            .iter()
+            .map(|v| v["PartnerCustomerID"].as_str().unwrap())
             .collect();
-        assert_eq!(ids, ["0", "1", "2"]);
+        assert_eq!(ids, ["1", "2", "3"]);
         buf.clear();
-        assert_eq!(r.read_rows(3, &mut buf).unwrap(), 2);
+        assert_eq!(r.read_rows_joined(3, &mut buf).unwrap(), 1);
+        assert_eq!(buf.iter().filter(|b| **b == b',').count(), 24, "one row");
+        assert_eq!(r.read_rows_joined(3, &mut buf).unwrap(), 0);
         assert_eq!(spool.blake3().len(), 64);
         let path = spool.path().to_owned();
         drop(spool);
         assert!(!path.exists(), "the spool is removed with its owner");
+    }
+
+    #[test]
+    fn rows_longer_than_a_buffer_and_a_cut_short_end_are_read_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.ndjson");
+        let long = format!("{{\"a\":\"{}\"}}", "x".repeat(300));
+        std::fs::write(&path, format!("{long}\n{{\"b\":1}}\n{{\"c\":")).unwrap();
+        let open = || SpoolReader {
+            input: BufReader::with_capacity(64, File::open(&path).unwrap()),
+        };
+        let mut out = Vec::new();
+        assert_eq!(open().read_rows_joined(5, &mut out).unwrap(), 2);
+        assert_eq!(out, format!("{long},{{\"b\":1}}").into_bytes());
+        let mut r = open();
+        r.skip_rows(1).unwrap();
+        out.clear();
+        assert_eq!(r.read_rows_joined(1, &mut out).unwrap(), 1);
+        assert_eq!(out, b"{\"b\":1}");
+        assert!(open().skip_rows(3).is_err(), "a cut-short row is no row");
     }
 }

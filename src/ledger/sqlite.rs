@@ -153,14 +153,17 @@ impl Ledger for SqliteLedger {
     /// `begun_at` is set when the transaction changes.
     fn progress(&self, id: i64, p: &Checkpoint, now: &str) -> Result<(), LedgerError> {
         let abandoned = serde_json::to_string(&p.abandoned).expect("strings serialize");
+        // Written after every confirmed post: the statement is parsed once per connection.
         self.conn
-            .execute(
+            .prepare_cached(
                 "UPDATE runs SET
                     begun_at = CASE WHEN transactionid IS ?2 THEN begun_at ELSE ?7 END,
                     transactionid = ?2, partnertransactionid = ?3, chunks = ?4, confirmed = ?5,
                     abandoned = ?6, ended_transactionid = ?8
                  WHERE id = ?1",
-                params![
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
                     id,
                     p.transactionid,
                     p.partnertransactionid,
@@ -169,8 +172,8 @@ impl Ledger for SqliteLedger {
                     abandoned,
                     now,
                     p.ended.then_some(p.transactionid).flatten()
-                ],
-            )
+                ])
+            })
             .map_err(|e| self.fail(e))?;
         Ok(())
     }

@@ -60,15 +60,26 @@ pub fn write_upload_body<'r>(
     rows: impl IntoIterator<Item = &'r [u8]>,
     out: &mut Vec<u8>,
 ) {
-    out.extend_from_slice(b"{\"transactionsummary\":");
-    serde_json::to_writer(&mut *out, summary).expect("a summary always serializes");
-    out.extend_from_slice(b",\"rows\":[");
+    write_upload_body_head(summary, out);
     for (i, row) in rows.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(row);
     }
+    write_upload_body_tail(out);
+}
+
+/// Writes the start of an `uploadcustomerprofile` body, up to the opening of its `rows` array: the
+/// caller appends the rows, comma-separated, then [`write_upload_body_tail`].
+pub fn write_upload_body_head(summary: &UploadSummary, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"transactionsummary\":");
+    serde_json::to_writer(&mut *out, summary).expect("a summary always serializes");
+    out.extend_from_slice(b",\"rows\":[");
+}
+
+/// Closes a body begun by [`write_upload_body_head`].
+pub fn write_upload_body_tail(out: &mut Vec<u8>) {
     out.extend_from_slice(b"]}");
 }
 
