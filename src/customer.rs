@@ -10,7 +10,7 @@ use jiff::civil::Date;
 use crate::dates::{DateOrder, DateShape, split_date};
 use crate::mapping::{MappingRules, Target};
 use crate::warnings::{Issue, WarningCode};
-use crate::wire::{FIELD_COUNT, Field, write_customer_json};
+use crate::wire::{FIELD_COUNT, Field, write_customer_row};
 
 /// A customer row after normalization: 25 values, empty where nothing usable was given.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -22,6 +22,9 @@ pub struct Customer {
     birth_note: Option<BirthNote>,
     /// The whole birth date as written (for messages about its column).
     birth_text: String,
+    /// No value holds a `"` or a `\`, so the values go into JSON as they are (see
+    /// [`RawCustomer::escape_free`]).
+    escape_free: bool,
 }
 
 /// How the birth fields of a row came from a whole date, so that the order of its column, known
@@ -53,7 +56,12 @@ impl Customer {
 
     /// Appends the row as the vendor's JSON object (every key present, values as strings).
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        write_customer_json(&self.values, out);
+        write_customer_row(&self.values, self.escape_free, out);
+    }
+
+    /// Whether no value holds a `"` or a `\` (so none needs escaping in JSON).
+    pub fn escape_free(&self) -> bool {
+        self.escape_free
     }
 
     /// What the row's whole birth date said about its column, if the birth fields came from one.
@@ -120,9 +128,12 @@ pub struct RawCustomer<'a> {
     pub full_name: Option<&'a str>,
     /// A CRM.COM accounts-receivable number (not one of the 25 fields).
     pub accounts_receivable: Option<&'a str>,
-    /// Set by a reader that checked the whole record at once (see [`has_control_bytes`]): no value
+    /// Set by a reader that checked the whole record at once (see [`scan_record`]): no value
     /// holds a control character, so none needs cleaning.
     pub plain: bool,
+    /// Set the same way: no value holds a `"` or a `\`, the only characters a cleaned value would
+    /// have to escape in JSON.
+    pub escape_free: bool,
 }
 
 impl<'a> RawCustomer<'a> {
@@ -165,6 +176,8 @@ fn is_blank(value: &str) -> bool {
 pub struct Normalizer {
     this_year: i32,
     rules: Arc<MappingRules>,
+    /// No configured default holds a `"` or a `\` (derived values are digits or parts of the record).
+    defaults_escape_free: bool,
 }
 
 impl Normalizer {
@@ -175,9 +188,14 @@ impl Normalizer {
 
     /// The same, with a store's configured mapping.
     pub fn with_rules(today: Date, rules: Arc<MappingRules>) -> Self {
+        let defaults_escape_free = rules
+            .defaults
+            .iter()
+            .all(|(_, value)| !value.contains(['"', '\\']));
         Self {
             this_year: i32::from(today.year()),
             rules,
+            defaults_escape_free,
         }
     }
 
@@ -185,6 +203,7 @@ impl Normalizer {
     /// and reported in `issues`; the caller decides whether that is fatal (`--strict`).
     pub fn parse_into(&self, raw: &RawCustomer, out: &mut Customer, issues: &mut Vec<Issue>) {
         let derived = Derived::from_raw(raw, &self.rules, issues);
+        out.escape_free = raw.escape_free && self.defaults_escape_free;
         clean_text(
             raw.accounts_receivable.unwrap_or_default(),
             raw.plain,
@@ -360,12 +379,31 @@ impl NumText {
 }
 
 /// Whether `bytes` may hold a control character: C0, DEL, or C1 (which UTF-8 writes after a 0xC2
-/// byte). One pass without early exit, so that the compiler vectorizes it; readers run it once over a
-/// whole record instead of once per value.
-pub fn has_control_bytes(bytes: &[u8]) -> bool {
+/// byte). One pass without early exit, so that the compiler vectorizes it.
+fn has_control_bytes(bytes: &[u8]) -> bool {
     bytes.iter().fold(false, |seen, &b| {
         seen | (b < 0x20) | (b == 0x7f) | (b == 0xc2)
     })
+}
+
+/// What a whole record's bytes hold, for [`RawCustomer::plain`] and [`RawCustomer::escape_free`]:
+/// readers run this once over a record instead of checking each value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordScan {
+    pub plain: bool,
+    pub escape_free: bool,
+}
+
+/// Scans a record's bytes in one pass without early exit (which the compiler vectorizes).
+pub fn scan_record(bytes: &[u8]) -> RecordScan {
+    let seen = bytes.iter().fold(0u8, |seen, &b| {
+        seen | u8::from((b < 0x20) | (b == 0x7f) | (b == 0xc2))
+            | (u8::from((b == b'"') | (b == b'\\')) << 1)
+    });
+    RecordScan {
+        plain: seen & 1 == 0,
+        escape_free: seen & 2 == 0,
+    }
 }
 
 /// Trims, turns line breaks and other control characters into spaces, and collapses the runs of spaces
@@ -417,9 +455,19 @@ fn phone(value: &mut String) -> Rule {
         return Ok(());
     }
     let plus = value.starts_with('+');
-    let allowed = |c: char| c.is_ascii_digit() || " -.()/+".contains(c);
-    if !value.chars().all(allowed) || !value.chars().any(|c| c.is_ascii_digit()) {
+    let mut digits = 0;
+    for b in value.bytes() {
+        match b {
+            b'0'..=b'9' => digits += 1,
+            b' ' | b'-' | b'.' | b'(' | b')' | b'/' | b'+' => {}
+            _ => return Err(WarningCode::InvalidPhone),
+        }
+    }
+    if digits == 0 {
         return Err(WarningCode::InvalidPhone);
+    }
+    if digits == value.len() {
+        return Ok(());
     }
     value.retain(|c| c.is_ascii_digit());
     if plus {
@@ -631,6 +679,15 @@ mod tests {
             bad(Field::MobilePhone, "555-CALL"),
             WarningCode::InvalidPhone
         );
+        assert_eq!(ok(Field::MobilePhone, "4143264100"), "4143264100");
+        assert_eq!(ok(Field::MobilePhone, "414+326/4100"), "4143264100");
+        for no_digits in ["+", "(-)", "４１４"] {
+            assert_eq!(
+                bad(Field::MobilePhone, no_digits),
+                WarningCode::InvalidPhone,
+                "{no_digits}"
+            );
+        }
     }
 
     #[test]
@@ -800,5 +857,42 @@ mod tests {
             r#"{"PartnerCustomerID":"","CustomerRewardNumber":"","CustomerFirstName":"John""#
         ));
         assert_eq!(text.matches("\":").count(), FIELD_COUNT);
+    }
+
+    #[test]
+    fn a_record_scanned_free_of_quotes_is_copied_and_anything_else_is_escaped() {
+        let scan = |text: &str| scan_record(text.as_bytes());
+        assert_eq!(
+            scan("Ann,1 Main St"),
+            RecordScan {
+                plain: true,
+                escape_free: true
+            }
+        );
+        assert!(!scan("2 \"Elm\" St").escape_free);
+        assert!(!scan("C:\\x").escape_free);
+        assert!(!scan("a\tb").plain && scan("a\tb").escape_free);
+        let rules = MappingRules {
+            defaults: vec![(Field::ClubName, "The \"Riders\"".into())],
+            ..MappingRules::default()
+        };
+        let with_default =
+            Normalizer::with_rules(Date::new(2026, 11, 22).unwrap(), Arc::new(rules));
+        for (norm, address) in [(norm(), "2 \"Elm\" St"), (with_default, "1 Main St")] {
+            let record = format!("{address}Ann");
+            let scan = scan(&record);
+            let mut raw = RawCustomer {
+                plain: scan.plain,
+                escape_free: scan.escape_free,
+                ..RawCustomer::default()
+            };
+            raw.set(Field::Address, &record[..address.len()]);
+            raw.set(Field::FirstName, &record[address.len()..]);
+            let mut out = Vec::new();
+            norm.parse(&raw, &mut Vec::new()).write_json(&mut out);
+            let row: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(row["CustomerAddress"], address);
+            assert_eq!(row["CustomerFirstName"], "Ann");
+        }
     }
 }

@@ -62,8 +62,11 @@ pub struct SplitDate {
 pub fn split_date(value: &str) -> Option<SplitDate> {
     let date_part = value.split([' ', 'T']).next()?;
     let dotted = date_part.contains('.');
-    let parts: Vec<&str> = date_part.split(['/', '-', '.']).collect();
-    let [a, b, c] = parts.as_slice() else {
+    // Exactly three parts, taken without collecting them (this runs for every row with a date).
+    let mut parts = date_part.split(['/', '-', '.']);
+    let (Some(a), Some(b), Some(c), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return None;
     };
     let num = |s: &str| -> Option<i16> {

@@ -399,7 +399,7 @@ async fn post_chunks<A: Api>(
         let mut body = Vec::with_capacity(chunk.rows * 640 + 512);
         write_upload_body_head(&upload_summary(tx, chunk.rows), &mut body);
         let read = reader
-            .read_rows_joined(chunk.rows, &mut body)
+            .read_rows_json(chunk.rows, &mut body)
             .map_err(spool_error)?;
         if read != chunk.rows {
             return Err(spool_error(std::io::Error::other(format!(

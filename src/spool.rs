@@ -1,6 +1,12 @@
-//! The snapshot of a run's rows (docs/transaction.md, step 1): every validated row, serialized once as the vendor's JSON,
-//! one per line, in a file under the state directory. The upload reads chunks back from it, so the rows
-//! sent are exactly the rows counted even if the export is rewritten meanwhile.
+//! The snapshot of a run's rows (docs/transaction.md, step 1): every validated row, written once in
+//! a compact form to a file under the state directory. The upload reads chunks back from it, so the
+//! rows sent are exactly the rows counted even if the export is rewritten meanwhile.
+//!
+//! A row is one line: `1` when no value needs escaping in JSON (`0` otherwise), then its 25 values
+//! in field order, separated by the unit separator (0x1F). A normalized value holds no control
+//! character, so neither byte can occur inside one. Each chunk's rows become the vendor's JSON as
+//! they are read back, in the post loop while the chunk before is in flight: the file is a third of
+//! the size of the JSON, and so are the bytes written, hashed and read.
 //!
 //! The file holds customer data: it is created readable by its owner only, and removed when its run
 //! ends unless the run may be resumed ([`Spool::keep`]). Its BLAKE3 hash lets `--resume` check that a new
@@ -11,8 +17,12 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use crate::customer::Customer;
+use crate::wire::{FIELD_COUNT, write_customer_row};
 
-/// Rows are serialized into a buffer this large before it is hashed and written in one go (BLAKE3 is
+/// Separates the values of a row.
+const UNIT_SEPARATOR: u8 = 0x1f;
+
+/// Rows are gathered in a buffer this large before it is hashed and written in one go (BLAKE3 is
 /// fast only on large blocks).
 const BLOCK: usize = 1 << 18;
 
@@ -53,7 +63,14 @@ impl SpoolWriter {
 
     /// Appends one row.
     pub fn push(&mut self, customer: &Customer) -> io::Result<()> {
-        customer.write_json(&mut self.buf);
+        self.buf
+            .push(if customer.escape_free() { b'1' } else { b'0' });
+        for (i, value) in customer.values().iter().enumerate() {
+            if i > 0 {
+                self.buf.push(UNIT_SEPARATOR);
+            }
+            self.buf.extend_from_slice(value.as_bytes());
+        }
         self.buf.push(b'\n');
         self.rows += 1;
         if self.buf.len() >= BLOCK {
@@ -154,36 +171,64 @@ impl SpoolReader {
         Ok(())
     }
 
-    /// Appends up to `n` rows to `out` as the inside of a JSON array (`{..},{..}`); returns how
-    /// many it read.
+    /// Appends up to `n` rows to `out` as the vendor's JSON objects, separated by commas (the inside
+    /// of a JSON array); returns how many it read. A row cut short at the end of the file is no row.
     ///
-    /// Rows are copied in blocks as they lie in the file, then their line ends become commas: a
-    /// JSON string never holds a raw line break, so every `\n` in the spool ends a row.
-    pub fn read_rows_joined(&mut self, n: usize, out: &mut Vec<u8>) -> io::Result<usize> {
-        let start = out.len();
-        let mut left = n as u64;
-        while left > 0 {
+    /// Fails when the file cannot be read or a row is not one this module wrote.
+    pub fn read_rows_json(&mut self, n: usize, out: &mut Vec<u8>) -> io::Result<usize> {
+        let mut read = 0;
+        let mut long_row = Vec::new();
+        while read < n {
             let buf = self.input.fill_buf()?;
             if buf.is_empty() {
                 break;
             }
-            let (rows, used) = rows_in(buf, left);
-            out.extend_from_slice(&buf[..used]);
-            self.input.consume(used);
-            left -= rows;
-        }
-        let read = n - left as usize;
-        // A snapshot cut short may end inside a row: that part is no row.
-        let complete = memchr::memrchr(b'\n', &out[start..]).map_or(start, |at| start + at);
-        out.truncate(complete);
-        // The other line ends separate the rows.
-        let mut from = start;
-        while let Some(at) = memchr::memchr(b'\n', &out[from..]) {
-            out[from + at] = b',';
-            from += at + 1;
+            let mut used = 0;
+            for end in memchr::memchr_iter(b'\n', buf) {
+                write_row_json(&buf[used..end], read > 0, out)?;
+                used = end + 1;
+                read += 1;
+                if read == n {
+                    break;
+                }
+            }
+            if used > 0 {
+                self.input.consume(used);
+                continue;
+            }
+            // A row longer than the buffer.
+            long_row.clear();
+            self.input.read_until(b'\n', &mut long_row)?;
+            if long_row.pop() == Some(b'\n') {
+                write_row_json(&long_row, read > 0, out)?;
+                read += 1;
+            }
         }
         Ok(read)
     }
+}
+
+/// Appends one spooled row as a JSON object, after a comma unless it is the first.
+fn write_row_json(row: &[u8], comma: bool, out: &mut Vec<u8>) -> io::Result<()> {
+    let damaged = || io::Error::other("a row in it is damaged");
+    let (&flag, rest) = row.split_first().ok_or_else(damaged)?;
+    let mut values: [&[u8]; FIELD_COUNT] = [&[]; FIELD_COUNT];
+    let mut start = 0;
+    let mut separators = memchr::memchr_iter(UNIT_SEPARATOR, rest);
+    for value in values.iter_mut().take(FIELD_COUNT - 1) {
+        let end = separators.next().ok_or_else(damaged)?;
+        *value = &rest[start..end];
+        start = end + 1;
+    }
+    if separators.next().is_some() || !matches!(flag, b'0' | b'1') {
+        return Err(damaged());
+    }
+    values[FIELD_COUNT - 1] = &rest[start..];
+    if comma {
+        out.push(b',');
+    }
+    write_customer_row(&values, flag == b'1', out);
+    Ok(())
 }
 
 /// How many whole rows (up to `max`) begin `buf`, and the bytes they take with their line ends. A
@@ -230,34 +275,65 @@ mod tests {
         assert!(path.exists());
     }
 
-    #[test]
-    fn rows_come_back_in_order_and_in_chunks() {
-        let dir = tempfile::tempdir().unwrap();
+    /// Customers with these ids and addresses, the reader's record checked like the CSV reader's.
+    fn spool_of(dir: &Path, rows: &[(&str, &str)]) -> Spool {
         let norm = Normalizer::new(jiff::civil::date(2026, 1, 1));
-        let mut w = SpoolWriter::create(&dir.path().join("spool/run-1.ndjson")).unwrap();
-        for i in 0..5 {
-            let id = i.to_string();
-            let mut raw = RawCustomer::default();
-            raw.set(Field::PartnerCustomerId, &id);
+        let mut w = SpoolWriter::create(&dir.join("spool/run-1.rows")).unwrap();
+        for (id, address) in rows {
+            let scan = crate::customer::scan_record(format!("{id}{address}").as_bytes());
+            let mut raw = RawCustomer {
+                plain: scan.plain,
+                escape_free: scan.escape_free,
+                ..RawCustomer::default()
+            };
+            raw.set(Field::PartnerCustomerId, id);
+            raw.set(Field::Address, address);
             w.push(&norm.parse(&raw, &mut Vec::new())).unwrap();
         }
-        let spool = w.finish().unwrap();
+        w.finish().unwrap()
+    }
+
+    /// The JSON objects of a buffer filled by [`SpoolReader::read_rows_json`]: (id, address).
+    fn parsed(buf: &[u8]) -> Vec<(String, String)> {
+        let array = [b"[", buf, b"]"].concat();
+        let rows: Vec<serde_json::Map<String, serde_json::Value>> =
+            serde_json::from_slice(&array).unwrap();
+        rows.iter()
+            .map(|row| {
+                assert_eq!(row.len(), 25);
+                let text = |key: &str| row[key].as_str().unwrap().to_owned();
+                (text("PartnerCustomerID"), text("CustomerAddress"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rows_come_back_as_the_vendors_json_in_order_and_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = [
+            ("0", "1 Main St"),
+            ("1", "2 \"Elm\" St"),
+            ("2", "C:\\road"),
+            ("3", ""),
+            ("4", "Rue de l'Église"),
+        ];
+        let spool = spool_of(dir.path(), &rows);
         assert_eq!(spool.rows(), 5);
+        let want = |range: std::ops::Range<usize>| -> Vec<(String, String)> {
+            rows[range]
+                .iter()
+                .map(|(id, a)| (id.to_string(), a.to_string()))
+                .collect()
+        };
         let mut r = spool.reader().unwrap();
         r.skip_rows(1).unwrap();
-        let mut buf = b"[".to_vec();
-        assert_eq!(r.read_rows_joined(3, &mut buf).unwrap(), 3);
-        buf.push(b']');
-        let rows: Vec<serde_json::Value> = serde_json::from_slice(&buf).unwrap();
-        let ids: Vec<&str> = rows
-            .iter()
-            .map(|v| v["PartnerCustomerID"].as_str().unwrap())
-            .collect();
-        assert_eq!(ids, ["1", "2", "3"]);
+        let mut buf = Vec::new();
+        assert_eq!(r.read_rows_json(3, &mut buf).unwrap(), 3);
+        assert_eq!(parsed(&buf), want(1..4));
         buf.clear();
-        assert_eq!(r.read_rows_joined(3, &mut buf).unwrap(), 1);
-        assert_eq!(buf.iter().filter(|b| **b == b',').count(), 24, "one row");
-        assert_eq!(r.read_rows_joined(3, &mut buf).unwrap(), 0);
+        assert_eq!(r.read_rows_json(3, &mut buf).unwrap(), 1);
+        assert_eq!(parsed(&buf), want(4..5));
+        assert_eq!(r.read_rows_json(3, &mut buf).unwrap(), 0);
         assert_eq!(spool.blake3().len(), 64);
         let path = spool.path().to_owned();
         drop(spool);
@@ -265,22 +341,31 @@ mod tests {
     }
 
     #[test]
-    fn rows_longer_than_a_buffer_and_a_cut_short_end_are_read_whole_or_not_at_all() {
+    fn rows_longer_than_a_buffer_come_back_whole_and_a_cut_short_or_damaged_row_does_not() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.ndjson");
-        let long = format!("{{\"a\":\"{}\"}}", "x".repeat(300));
-        std::fs::write(&path, format!("{long}\n{{\"b\":1}}\n{{\"c\":")).unwrap();
+        let long = "x".repeat(300);
+        let mut spool = spool_of(dir.path(), &[("1", long.as_str()), ("2", "b")]);
+        spool.keep();
+        let path = spool.path().to_owned();
         let open = || SpoolReader {
             input: BufReader::with_capacity(64, File::open(&path).unwrap()),
         };
         let mut out = Vec::new();
-        assert_eq!(open().read_rows_joined(5, &mut out).unwrap(), 2);
-        assert_eq!(out, format!("{long},{{\"b\":1}}").into_bytes());
+        assert_eq!(open().read_rows_json(5, &mut out).unwrap(), 2);
+        assert_eq!(parsed(&out)[0], ("1".to_owned(), long.clone()));
         let mut r = open();
         r.skip_rows(1).unwrap();
         out.clear();
-        assert_eq!(r.read_rows_joined(1, &mut out).unwrap(), 1);
-        assert_eq!(out, b"{\"b\":1}");
+        assert_eq!(r.read_rows_json(1, &mut out).unwrap(), 1);
+        assert_eq!(parsed(&out), [("2".to_owned(), "b".to_owned())]);
+
+        let whole = std::fs::read(&path).unwrap();
+        std::fs::write(&path, [&whole[..], b"1C3\x1f"].concat()).unwrap();
+        out.clear();
+        assert_eq!(open().read_rows_json(5, &mut out).unwrap(), 2);
         assert!(open().skip_rows(3).is_err(), "a cut-short row is no row");
+        std::fs::write(&path, [&whole[..], b"1C3\x1fno more values\n"].concat()).unwrap();
+        let err = open().read_rows_json(5, &mut out).unwrap_err();
+        assert!(err.to_string().contains("damaged"), "{err}");
     }
 }

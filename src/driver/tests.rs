@@ -111,7 +111,7 @@ impl Api for DirectApi {
 
 fn spool_of(rows: usize, dir: &std::path::Path) -> Spool {
     let norm = Normalizer::new(jiff::civil::date(2026, 11, 22));
-    let mut writer = SpoolWriter::create(&dir.join("spool.ndjson")).unwrap();
+    let mut writer = SpoolWriter::create(&dir.join("spool.rows")).unwrap();
     for i in 0..rows {
         let id = format!("C{i:05}");
         let mut raw = RawCustomer::default();

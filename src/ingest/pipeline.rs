@@ -24,6 +24,7 @@ struct RawRow {
     full_name: Span,
     accounts_receivable: Span,
     plain: bool,
+    escape_free: bool,
     at: Location,
 }
 
@@ -69,6 +70,7 @@ impl RawBatch {
             full_name,
             accounts_receivable,
             plain: raw.plain,
+            escape_free: raw.escape_free,
             at,
         });
     }
@@ -84,6 +86,7 @@ impl RawBatch {
             full_name: text(&row.full_name),
             accounts_receivable: text(&row.accounts_receivable),
             plain: row.plain,
+            escape_free: row.escape_free,
         }
     }
 }

@@ -279,7 +279,7 @@ async fn upload(
     entry: &Entry<'_>,
 ) -> Result<(), RunError> {
     let (job, shared, ctx) = (run.job, run.shared, run.ctx);
-    let spool_path = spool_dir(shared).join(format!("run-{}.ndjson", entry.id));
+    let spool_path = spool_dir(shared).join(format!("run-{}.rows", entry.id));
     let snapshot::Snapshotted {
         ingested,
         mut spool,
@@ -459,7 +459,7 @@ async fn dry_run(
     ctx: &Context,
     summary: &mut UploadSummary,
 ) -> Result<(), RunError> {
-    let path = spool_dir(shared).join(format!("dry-run-{}.ndjson", uuid::Uuid::new_v4()));
+    let path = spool_dir(shared).join(format!("dry-run-{}.rows", uuid::Uuid::new_v4()));
     let snapshot::Snapshotted {
         ingested,
         spool,

@@ -136,12 +136,46 @@ impl<S: AsRef<str>> Serialize for CustomerJson<'_, S> {
 /// Appends 25 values as a customer object, every key present, in the vendor's order: the same JSON as
 /// [`CustomerJson`], written directly (this runs once per row, so it skips serde's generic path).
 pub fn write_customer_json<S: AsRef<str>>(values: &[S; FIELD_COUNT], out: &mut Vec<u8>) {
+    write_customer_row(
+        &values.each_ref().map(|v| v.as_ref().as_bytes()),
+        false,
+        out,
+    );
+}
+
+/// [`write_customer_json`] for values known to hold no control character, `"` or `\` when
+/// `escape_free` is set (a normalized row whose reader checked its record, see
+/// `customer::scan_record`): they are copied without looking at them.
+///
+/// The values are UTF-8 text as bytes (a normalized row's, or read back from its snapshot).
+pub fn write_customer_row<S: AsRef<[u8]>>(
+    values: &[S; FIELD_COUNT],
+    escape_free: bool,
+    out: &mut Vec<u8>,
+) {
+    let text: usize = values.iter().map(|v| v.as_ref().len()).sum();
+    out.reserve(KEY_PREFIX_BYTES + text + 2);
     for (key, value) in KEY_PREFIXES.iter().zip(values) {
         out.extend_from_slice(key.as_bytes());
-        write_json_string_contents(value.as_ref(), out);
+        if escape_free {
+            out.extend_from_slice(value.as_ref());
+        } else {
+            write_json_string_contents(value.as_ref(), out);
+        }
     }
     out.extend_from_slice(b"\"}");
 }
+
+/// The bytes of every key prefix together.
+const KEY_PREFIX_BYTES: usize = {
+    let mut total = 0;
+    let mut i = 0;
+    while i < FIELD_COUNT {
+        total += KEY_PREFIXES[i].len();
+        i += 1;
+    }
+    total
+};
 
 /// What precedes each value in [`write_customer_json`]: `{"PartnerCustomerID":"`, then
 /// `","CustomerRewardNumber":"` and so on, so that each field costs one copy of its key.
@@ -173,9 +207,8 @@ pub(crate) const KEY_PREFIXES: [&str; FIELD_COUNT] = [
     "\",\"CustomerIsLocalHOGChapterMember\":\"",
 ];
 
-/// Appends `text` escaped for the inside of a JSON string.
-fn write_json_string_contents(text: &str, out: &mut Vec<u8>) {
-    let bytes = text.as_bytes();
+/// Appends `bytes`, UTF-8 text, escaped for the inside of a JSON string.
+fn write_json_string_contents(bytes: &[u8], out: &mut Vec<u8>) {
     let needs_escape = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
     // One pass without early exit, which the compiler vectorizes; escapes are rare.
     if !bytes.iter().fold(false, |seen, &b| {

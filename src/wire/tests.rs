@@ -101,6 +101,15 @@ proptest::proptest! {
         let b: serde_json::Value = serde_json::from_slice(&via_serde).unwrap();
         proptest::prop_assert_eq!(a, b);
     }
+
+    #[test]
+    fn values_free_of_escapes_are_written_the_same_copied(values in proptest::array::uniform25("[^\"\\\\\\p{Cc}]*")) {
+        let mut checked = Vec::new();
+        write_customer_json(&values, &mut checked);
+        let mut copied = Vec::new();
+        write_customer_row(&values, true, &mut copied);
+        proptest::prop_assert_eq!(checked, copied);
+    }
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use super::cell::{self, Kind, Value};
 use super::quoted;
-use crate::customer::{RawCustomer, has_control_bytes};
+use crate::customer::{RawCustomer, scan_record};
 use crate::mapping::{ColumnMap, Target};
 use crate::source::{InputError, InputSpec, Location, SourceInfo, Visit};
 use crate::warnings::{WarningCode, Warnings, shorten};
@@ -302,14 +302,16 @@ impl<'r, 'v> SheetReader<'r, 'v> {
         }
         self.check_zip();
         let header = self.header.as_ref().expect("records follow the header");
+        let scans = self.row.texts.iter().map(|t| scan_record(t.as_bytes()));
         let mut raw = RawCustomer {
-            plain: !self
-                .row
-                .texts
-                .iter()
-                .any(|t| has_control_bytes(t.as_bytes())),
+            plain: true,
+            escape_free: true,
             ..RawCustomer::default()
         };
+        for scan in scans {
+            raw.plain &= scan.plain;
+            raw.escape_free &= scan.escape_free;
+        }
         for &(column, target) in &header.map.order {
             raw.fill(target, self.row.text(column));
         }
