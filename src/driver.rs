@@ -394,9 +394,15 @@ async fn post_chunks<A: Api>(
     };
     let mut reader = feed.spool.reader().map_err(spool_error)?;
     reader.skip_rows(progress.confirmed).map_err(spool_error)?;
+    // Bodies of one transaction are about the same size: each is given room for the last one's
+    // bytes and a little more, so that it is not grown (and doubled) while it is written.
+    let mut last_body = 0;
     let mut read_body = |chunk: &totals::Chunk| -> Result<Bytes, DriverError> {
-        // Rows take about 540 bytes each as JSON.
-        let mut body = Vec::with_capacity(chunk.rows * 640 + 512);
+        let room = match last_body {
+            0 => chunk.rows * 800 + 512,
+            last => last + last / 16,
+        };
+        let mut body = Vec::with_capacity(room);
         write_upload_body_head(&upload_summary(tx, chunk.rows), &mut body);
         let read = reader
             .read_rows_json(chunk.rows, &mut body)
@@ -408,6 +414,7 @@ async fn post_chunks<A: Api>(
             ))));
         }
         write_upload_body_tail(&mut body);
+        last_body = body.len();
         Ok(Bytes::from(body))
     };
     // After a crash the chunk then in flight may or may not have been counted.
