@@ -523,6 +523,16 @@ mod tests {
     }
 
     #[test]
+    fn a_character_cut_in_two_by_a_delimiter_is_invalid_in_both_columns() {
+        // "é" is C3 A9: joined, the record's bytes read as UTF-8; neither value does.
+        let err = rows(b"First Name,Email\nAnn,a@b.c\nZo\xC3,\xA9@b.c\n").unwrap_err();
+        assert_eq!(err.line, Some(3));
+        assert_eq!(err.column.as_deref(), Some("1 (First Name)"));
+        let err = rows(b"First \xC3,\xA9mail\nAnn,a@b.c\n").unwrap_err();
+        assert_eq!((err.line, err.column.as_deref()), (Some(1), Some("1")));
+    }
+
+    #[test]
     fn semicolon_exports_are_recognised_by_their_header() {
         let got = rows(b"First Name;Email\nAnn;a@b.c\n").unwrap();
         assert_eq!(got[0].1.len(), 2);
