@@ -381,9 +381,12 @@ impl NumText {
 /// Whether `bytes` may hold a control character: C0, DEL, or C1 (which UTF-8 writes after a 0xC2
 /// byte). One pass without early exit, so that the compiler vectorizes it.
 fn has_control_bytes(bytes: &[u8]) -> bool {
-    bytes.iter().fold(false, |seen, &b| {
-        seen | (b < 0x20) | (b == 0x7f) | (b == 0xc2)
-    })
+    bytes.iter().fold(false, |seen, &b| seen | control_byte(b))
+}
+
+/// A byte of a control character (C1 ones start with 0xC2), compared without branches.
+fn control_byte(b: u8) -> bool {
+    (b < 0x20) | (b == 0x7f) | (b == 0xc2)
 }
 
 /// What a whole record's bytes hold, for [`RawCustomer::plain`] and [`RawCustomer::escape_free`]:
@@ -397,8 +400,7 @@ pub struct RecordScan {
 /// Scans a record's bytes in one pass without early exit (which the compiler vectorizes).
 pub fn scan_record(bytes: &[u8]) -> RecordScan {
     let seen = bytes.iter().fold(0u8, |seen, &b| {
-        seen | u8::from((b < 0x20) | (b == 0x7f) | (b == 0xc2))
-            | (u8::from((b == b'"') | (b == b'\\')) << 1)
+        seen | u8::from(control_byte(b)) | (u8::from((b == b'"') | (b == b'\\')) << 1)
     });
     RecordScan {
         plain: seen & 1 == 0,

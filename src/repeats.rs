@@ -5,29 +5,21 @@
 
 use std::io::{self, BufRead, Write};
 
-use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::changes::{Id, id_heap_bytes};
 use crate::extsort::{ExternalSort, Spill, read_or_end};
 
 /// Bytes of ids kept in memory before a run is sorted and spilled.
 const RUN_BUDGET: usize = 2 << 20;
 
-/// An id's bytes: inline up to 24 (nearly every dealer system's ids), so that most cost no allocation.
-type IdBytes = SmallVec<[u8; 24]>;
-
 /// One id seen: its hash, the id itself, and the line of its record (in that order of sorting).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Entry(u64, IdBytes, u64);
+struct Entry(u64, Id, u64);
 
 impl Spill for Entry {
     fn size(&self) -> usize {
-        let heap = if self.1.spilled() {
-            self.1.len() + 16
-        } else {
-            0
-        };
-        std::mem::size_of::<Self>() + heap
+        std::mem::size_of::<Self>() + id_heap_bytes(&self.1)
     }
 
     fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
@@ -45,7 +37,7 @@ impl Spill for Entry {
         let hash = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
         let line = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
         let len = u32::from_le_bytes(head[16..].try_into().expect("4 bytes"));
-        let mut id = IdBytes::from_elem(0, len as usize);
+        let mut id = Id::from_elem(0, len as usize);
         input.read_exact(&mut id)?;
         Ok(Some(Entry(hash, id, line)))
     }
@@ -75,7 +67,7 @@ impl IdLog {
     pub fn push(&mut self, id: &str, line: u64) -> io::Result<()> {
         let hash = xxh3_64(id.as_bytes());
         self.ids
-            .push(Entry(hash, IdBytes::from_slice(id.as_bytes()), line))
+            .push(Entry(hash, Id::from_slice(id.as_bytes()), line))
     }
 
     /// Calls `repeat(line, first_line, id)` for every record whose id an earlier record already had.

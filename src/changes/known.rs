@@ -18,6 +18,12 @@ const MAGIC: &[u8] = b"rrfeed-known 1\n";
 /// customers cost no allocation each.
 pub type Id = SmallVec<[u8; 24]>;
 
+/// The memory an [`Id`] holds besides its own size: its bytes and about 16 of allocator bookkeeping
+/// when it is too long for the inline room, nothing otherwise.
+pub fn id_heap_bytes(id: &Id) -> usize {
+    if id.spilled() { id.len() + 16 } else { 0 }
+}
+
 /// The bytes after the id: the row hash and the field fingerprints.
 pub(super) const FINGERPRINT_BYTES: usize = 8 + FIELD_COUNT;
 

@@ -5,7 +5,7 @@
 use std::io::{self, BufRead, Write};
 
 use super::fingerprint::Fingerprint;
-use super::known::{FINGERPRINT_BYTES, Id, decode_len, push_len, read_len};
+use super::known::{FINGERPRINT_BYTES, Id, decode_len, id_heap_bytes, push_len, read_len};
 use crate::customer::Customer;
 use smallvec::SmallVec;
 
@@ -58,12 +58,9 @@ impl Spill for Entry {
     fn size(&self) -> usize {
         // An id longer than its inline room, and the values, are allocations of their own (about 16
         // bytes each besides their contents).
-        let id = if self.id.spilled() {
-            self.id.len() + 16
-        } else {
-            0
-        };
-        std::mem::size_of::<Self>() + id + self.values.as_ref().map_or(0, |v| v.len() + 16)
+        std::mem::size_of::<Self>()
+            + id_heap_bytes(&self.id)
+            + self.values.as_ref().map_or(0, |v| v.len() + 16)
     }
 
     fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
