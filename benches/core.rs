@@ -2,7 +2,8 @@
 //! exactly as `upload` does before any network call (the spool is replaced by a reused buffer).
 //!
 //! `cargo bench --bench core`; the throughput is reported in rows per second, on one core (the calling
-//! thread alone) and on all cores (the reading pipeline `upload` uses).
+//! thread alone, what `upload` does on fewer than four cores) and on all cores (the reading pipeline
+//! `upload` uses where it has four or more, here run on however many there are).
 
 use std::io::Write;
 

@@ -18,7 +18,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use crate::customer::Customer;
-use crate::wire::{FIELD_COUNT, write_customer_row};
+use crate::wire::{FIELD_COUNT, write_customer_row, write_separated_row};
 
 /// Separates the values of a row.
 const UNIT_SEPARATOR: u8 = 0x1f;
@@ -213,6 +213,15 @@ impl SpoolReader {
 fn write_row_json(row: &[u8], comma: bool, out: &mut Vec<u8>) -> io::Result<()> {
     let damaged = || io::Error::other("a row in it is damaged");
     let (&flag, rest) = row.split_first().ok_or_else(damaged)?;
+    if flag == b'1' {
+        if comma {
+            out.push(b',');
+        }
+        return match write_separated_row(rest, UNIT_SEPARATOR, out) {
+            true => Ok(()),
+            false => Err(damaged()),
+        };
+    }
     let mut values: [&[u8]; FIELD_COUNT] = [&[]; FIELD_COUNT];
     let mut start = 0;
     let mut separators = memchr::memchr_iter(UNIT_SEPARATOR, rest);
@@ -221,7 +230,7 @@ fn write_row_json(row: &[u8], comma: bool, out: &mut Vec<u8>) -> io::Result<()> 
         *value = &rest[start..end];
         start = end + 1;
     }
-    if separators.next().is_some() || !matches!(flag, b'0' | b'1') {
+    if separators.next().is_some() || flag != b'0' {
         return Err(damaged());
     }
     values[FIELD_COUNT - 1] = &rest[start..];
@@ -365,8 +374,21 @@ mod tests {
         out.clear();
         assert_eq!(open().read_rows_json(5, &mut out).unwrap(), 2);
         assert!(open().skip_rows(3).is_err(), "a cut-short row is no row");
-        std::fs::write(&path, [&whole[..], b"1C3\x1fno more values\n"].concat()).unwrap();
-        let err = open().read_rows_json(5, &mut out).unwrap_err();
-        assert!(err.to_string().contains("damaged"), "{err}");
+        let values = |n: usize| vec!["v"; n].join("\x1f");
+        for damaged in [
+            "1C3\x1fno more values".to_owned(),
+            format!("1{}", values(26)),
+            format!("0{}", values(24)),
+            format!("0{}", values(26)),
+            format!("x{}", values(25)),
+        ] {
+            let row = format!("{damaged}\n");
+            std::fs::write(&path, [&whole[..], row.as_bytes()].concat()).unwrap();
+            let err = open().read_rows_json(5, &mut out).unwrap_err();
+            assert!(err.to_string().contains("damaged"), "{damaged:?}: {err}");
+        }
+        let whole_row = format!("1{}\n", values(25));
+        std::fs::write(&path, [&whole[..], whole_row.as_bytes()].concat()).unwrap();
+        assert_eq!(open().read_rows_json(5, &mut out).unwrap(), 3);
     }
 }

@@ -108,8 +108,30 @@ proptest::proptest! {
         write_customer_json(&values, &mut checked);
         let mut copied = Vec::new();
         write_customer_row(&values, true, &mut copied);
-        proptest::prop_assert_eq!(checked, copied);
+        proptest::prop_assert_eq!(&checked, &copied);
+        let mut separated = Vec::new();
+        proptest::prop_assert!(write_separated_row(values.join("\x1f").as_bytes(), 0x1f, &mut separated));
+        proptest::prop_assert_eq!(checked, separated);
     }
+}
+
+#[test]
+fn a_separated_row_must_hold_exactly_25_values() {
+    for n in [1, 24, 26] {
+        let text = vec!["a"; n].join("|");
+        assert!(
+            !write_separated_row(text.as_bytes(), b'|', &mut Vec::new()),
+            "{n} values"
+        );
+    }
+    let mut out = Vec::new();
+    assert!(write_separated_row(
+        vec!["a"; 25].join("|").as_bytes(),
+        b'|',
+        &mut out
+    ));
+    let row: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&out).unwrap();
+    assert!(FIELD_NAMES.iter().all(|name| row[*name] == "a"));
 }
 
 #[test]
