@@ -245,6 +245,8 @@ pub struct Key {
 pub struct KeyMapper {
     rules: MappingRules,
     cache: HashMap<String, Key>,
+    /// The keys of the last record, in its order, as resolved (see [`KeyMapper::key_at`]).
+    by_position: Vec<(String, Key)>,
     names: Vec<String>,
     unknown: std::collections::BTreeSet<String>,
     /// Pairs of keys that gave one record two values for one target: (the one used, the other).
@@ -290,6 +292,27 @@ impl KeyMapper {
         if self.names.len() < MAX_KEYS {
             self.names.push(key.to_owned());
             self.cache.insert(key.to_owned(), resolved);
+        }
+        resolved
+    }
+
+    /// [`KeyMapper::key`] for the key in place `position` of a record (0 for its first). Exports
+    /// write every record's keys in one order, so the key that the last record had in this place is
+    /// compared first: one short comparison instead of hashing the key, which took a tenth of the
+    /// time of reading a JSON export. Places must be asked in order from 0 within each record.
+    pub fn key_at(&mut self, position: usize, key: &str) -> Key {
+        if let Some((last, resolved)) = self.by_position.get(position)
+            && last == key
+        {
+            return *resolved;
+        }
+        let resolved = self.key(key);
+        if let Some(slot) = self.by_position.get_mut(position) {
+            slot.0.clear();
+            slot.0.push_str(key);
+            slot.1 = resolved;
+        } else if position == self.by_position.len() && position < MAX_KEYS {
+            self.by_position.push((key.to_owned(), resolved));
         }
         resolved
     }
@@ -428,6 +451,26 @@ mod tests {
         assert_eq!(m.target("email"), Target::Field(Field::Email));
         assert_eq!(m.target("Fax"), Target::Ignore);
         assert_eq!(m.target("Fax"), Target::Ignore);
+        assert_eq!(m.unknown(), vec!["Fax".to_owned()]);
+    }
+
+    #[test]
+    fn keys_in_a_new_order_or_a_new_place_are_resolved_afresh() {
+        let mut m = KeyMapper::default();
+        let record = |m: &mut KeyMapper, keys: &[&str]| -> Vec<Key> {
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| m.key_at(i, k))
+                .collect()
+        };
+        let first = record(&mut m, &["email", "Fax", "Zip"]);
+        assert_eq!(first, record(&mut m, &["email", "Fax", "Zip"]));
+        let swapped = record(&mut m, &["Zip", "email", "Fax", "City"]);
+        assert_eq!(swapped[..3], [first[2], first[0], first[1]]);
+        assert_eq!(swapped[3].target, Target::Field(Field::City));
+        let fewer = record(&mut m, &["Fax"]);
+        assert_eq!(fewer, [first[1]]);
+        assert_eq!(record(&mut m, &["email", "email"]), [first[0], first[0]]);
         assert_eq!(m.unknown(), vec!["Fax".to_owned()]);
     }
 }
