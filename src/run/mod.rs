@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::client::{Client, StoreCredentials};
+use crate::client::{Client, ClientError, StoreCredentials};
 use crate::config::ConfigError;
 use crate::driver::{self, DriverError, Feed, Progress, ResumePoint, RetryPolicy, Session};
 use crate::error::{Exit, RunError};
@@ -279,6 +279,7 @@ async fn upload(
     entry: &Entry<'_>,
 ) -> Result<(), RunError> {
     let (job, shared, ctx) = (run.job, run.shared, run.ctx);
+    let client = build_client(shared, run.credentials);
     let spool_path = spool_dir(shared).join(format!("run-{}.rows", entry.id));
     let snapshot::Snapshotted {
         ingested,
@@ -323,7 +324,7 @@ async fn upload(
         let path = path.to_owned();
         tokio::task::spawn_blocking(move || std::fs::File::open(path)?.sync_all())
     });
-    let result = transact(run, stop, &spool, resume, progress, entry).await;
+    let result = transact(run, client, stop, &spool, resume, progress, entry).await;
     let synced = match synced {
         Some(sync) => matches!(sync.await, Ok(Ok(()))),
         None => false,
@@ -372,8 +373,25 @@ fn may_resume(result: &Result<(), RunError>, progress: &Progress) -> bool {
         && matches!(result, Err(RunError::Driver(DriverError::Interrupted(_))))
 }
 
+/// Builds the store's HTTP client on a blocking thread, so that loading the system's root
+/// certificates (20 to 40 ms) overlaps the reading of the export instead of delaying the first call.
+/// Building it calls nothing.
+fn build_client(
+    shared: &Settings,
+    credentials: &StoreCredentials,
+) -> tokio::task::JoinHandle<Result<Client, ClientError>> {
+    let api = shared.api.clone().expect("a real run has API settings");
+    let credentials = credentials.clone();
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _in_store = span.enter();
+        Client::new(&api, Some(credentials))
+    })
+}
+
 async fn transact(
     run: Run<'_>,
+    client: tokio::task::JoinHandle<Result<Client, ClientError>>,
     stop: Stop,
     spool: &Spool,
     resume: Option<ResumePoint>,
@@ -384,11 +402,12 @@ async fn transact(
         job,
         shared,
         ctx,
-        credentials,
+        credentials: _,
         watch,
     } = run;
-    let api = shared.api.as_ref().expect("a real run has API settings");
-    let client = Client::new(api, Some(credentials.clone()))
+    let client = client
+        .await
+        .map_err(|e| RunError::Internal(format!("building the HTTP client failed: {e}")))?
         .map_err(|e| ConfigError::invalid("ca_cert", e.to_string()))?;
     let feed = Feed {
         rr_store_id: &job.store.store_id,
