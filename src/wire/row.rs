@@ -170,7 +170,7 @@ pub fn write_customer_row<S: AsRef<[u8]>>(
 /// where each is padded to one length: a copy of a fixed size, which the compiler inlines, instead
 /// of a call to `memcpy` for each of a row's 25 keys (most of the bytes of a row's JSON). The padding
 /// is cut off again.
-pub(crate) fn push_key_prefix(field: usize, out: &mut Vec<u8>) {
+fn push_key_prefix(field: usize, out: &mut Vec<u8>) {
     let len = out.len();
     out.extend_from_slice(&PADDED_KEY_PREFIXES[field]);
     out.truncate(len + KEY_PREFIXES[field].len());
