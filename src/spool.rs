@@ -209,14 +209,15 @@ impl SpoolReader {
     }
 }
 
-/// Appends one spooled row as a JSON object, after a comma unless it is the first.
+/// Appends one spooled row as a JSON object, after a comma unless it is the first. A damaged row
+/// fails the read, leaving part of a row in `out`, which the caller then discards.
 fn write_row_json(row: &[u8], comma: bool, out: &mut Vec<u8>) -> io::Result<()> {
     let damaged = || io::Error::other("a row in it is damaged");
     let (&flag, rest) = row.split_first().ok_or_else(damaged)?;
+    if comma {
+        out.push(b',');
+    }
     if flag == b'1' {
-        if comma {
-            out.push(b',');
-        }
         return match write_separated_row(rest, UNIT_SEPARATOR, out) {
             true => Ok(()),
             false => Err(damaged()),
@@ -234,10 +235,7 @@ fn write_row_json(row: &[u8], comma: bool, out: &mut Vec<u8>) -> io::Result<()> 
         return Err(damaged());
     }
     values[FIELD_COUNT - 1] = &rest[start..];
-    if comma {
-        out.push(b',');
-    }
-    write_customer_row(&values, flag == b'1', out);
+    write_customer_row(&values, false, out);
     Ok(())
 }
 

@@ -370,15 +370,17 @@ pub(super) fn read_ndjson(
 /// export); other bytes are parsed as they are, for serde_json to say where they stop being UTF-8.
 fn parse_record(bytes: &[u8], rows: &mut Rows<'_, '_>) -> Result<(), serde_json::Error> {
     match simdutf8::basic::from_utf8(bytes) {
-        Ok(text) => {
-            let mut de = serde_json::Deserializer::from_str(text);
-            RowSeed(rows).deserialize(&mut de).and_then(|()| de.end())
-        }
-        Err(_) => {
-            let mut de = serde_json::Deserializer::from_slice(bytes);
-            RowSeed(rows).deserialize(&mut de).and_then(|()| de.end())
-        }
+        Ok(text) => parse_with(serde_json::Deserializer::from_str(text), rows),
+        Err(_) => parse_with(serde_json::Deserializer::from_slice(bytes), rows),
     }
+}
+
+/// One record through `de`, which must hold nothing after it.
+fn parse_with<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    rows: &mut Rows<'_, '_>,
+) -> Result<(), serde_json::Error> {
+    RowSeed(rows).deserialize(&mut de).and_then(|()| de.end())
 }
 
 fn new_rows<'a, 'v>(
