@@ -19,7 +19,7 @@ use super::{
     Encoding, Format, Input, InputError, InputSpec, Location, SourceInfo, Visit, quote, read_error,
     utf8_hint,
 };
-use crate::customer::RawCustomer;
+use crate::customer::{RawCustomer, RecordScan, scan_json_record};
 use crate::mapping::{KeyMapper, Target};
 use crate::wire::{FIELD_COUNT, Field};
 
@@ -67,8 +67,12 @@ impl RowBuf {
         self.given[slot].map(|_| self.values[slot].as_str())
     }
 
-    fn raw(&self) -> RawCustomer<'_> {
-        let mut raw = RawCustomer::default();
+    fn raw(&self, scan: RecordScan) -> RawCustomer<'_> {
+        let mut raw = RawCustomer {
+            plain: scan.plain,
+            escape_free: scan.escape_free,
+            ..RawCustomer::default()
+        };
         for (i, value) in raw.fields.iter_mut().enumerate() {
             *value = self.get(i);
         }
@@ -119,6 +123,8 @@ struct Rows<'a, 'v> {
     /// Newlines consumed so far (JSON), or the current line (NDJSON).
     line: Rc<Cell<u64>>,
     last_key: String,
+    /// What the bytes being parsed hold (see [`scan_json_record`]); they may hold several records.
+    scan: RecordScan,
     /// The callback's error, kept while serde unwinds.
     stopped: Option<InputError>,
 }
@@ -135,7 +141,7 @@ impl Rows<'_, '_> {
             line,
             record: self.records,
         };
-        (self.visit)(&self.buf.raw(), at).map_err(|e| {
+        (self.visit)(&self.buf.raw(self.scan), at).map_err(|e| {
             self.stopped = Some(e);
             E::custom("stopped")
         })
@@ -369,6 +375,7 @@ pub(super) fn read_ndjson(
 /// so that serde_json does not check every string of them again (a twentieth of reading a JSON
 /// export); other bytes are parsed as they are, for serde_json to say where they stop being UTF-8.
 fn parse_record(bytes: &[u8], rows: &mut Rows<'_, '_>) -> Result<(), serde_json::Error> {
+    rows.scan = scan_json_record(bytes);
     match simdutf8::basic::from_utf8(bytes) {
         Ok(text) => parse_with(serde_json::Deserializer::from_str(text), rows),
         Err(_) => parse_with(serde_json::Deserializer::from_slice(bytes), rows),
@@ -401,6 +408,11 @@ fn new_rows<'a, 'v>(
         json_key: spec.json_key.clone(),
         line,
         last_key: String::new(),
+        // Nothing known until a record's bytes are scanned (never, for a streamed document).
+        scan: RecordScan {
+            plain: false,
+            escape_free: false,
+        },
         stopped: None,
     }
 }
@@ -1033,6 +1045,85 @@ mod tests {
                 _ => prop_assert!(false, "{}: cut {:?} streamed {:?}", text, cut_up, streamed),
             }
         }
+    }
+
+    /// Each record's normalized row, serialized, with what its bytes were found to hold (as read)
+    /// and with nothing known (the flags cleared): the two must be the same.
+    fn rows_both_ways(text: &'static [u8], format: Format) -> Vec<(String, String)> {
+        let normalizer = crate::customer::Normalizer::new(jiff::civil::date(2026, 11, 22));
+        let mut got = Vec::new();
+        let mut visit = |raw: &RawCustomer<'_>, _: Location| {
+            let row = |raw: &RawCustomer<'_>| {
+                let mut out = Vec::new();
+                normalizer.parse(raw, &mut Vec::new()).write_json(&mut out);
+                String::from_utf8(out).unwrap()
+            };
+            let unknown = RawCustomer {
+                plain: false,
+                escape_free: false,
+                ..raw.clone()
+            };
+            got.push((row(raw), row(&unknown)));
+            Ok(())
+        };
+        let read = if format == Format::Ndjson {
+            read_ndjson
+        } else {
+            read_json
+        };
+        read(input(text, "t.json"), &spec(format), &mut visit).unwrap();
+        got
+    }
+
+    proptest::proptest! {
+        /// What a record's bytes are found to hold lets normalization skip work, never changes a row:
+        /// escapes (`\"`, `\\`, `\n`, `\u0085`), raw DEL and C1 characters, tabs and line breaks
+        /// between tokens.
+        #[test]
+        fn the_record_scan_changes_no_row(
+            values in proptest::collection::vec("[a \"\\\\\t\n\u{7f}\u{85}\u{a0}é]{0,5}", 1..4),
+            pretty in proptest::bool::ANY,
+        ) {
+            let keys = ["First Name", "Address", "Email", "Zip"];
+            let record: serde_json::Map<String, serde_json::Value> = keys
+                .iter()
+                .zip(&values)
+                .map(|(k, v)| (k.to_string(), serde_json::Value::from(v.as_str())))
+                .collect();
+            let line = if pretty {
+                serde_json::to_string_pretty(&record).unwrap()
+            } else {
+                serde_json::to_string(&record).unwrap()
+            };
+            let array = format!("[{line},\n{line}]");
+            for (text, format) in [(array, Format::Json), (serde_json::to_string(&record).unwrap(), Format::Ndjson)] {
+                for (scanned, unknown) in rows_both_ways(text.leak().as_bytes(), format) {
+                    prop_assert_eq!(&scanned, &unknown);
+                    serde_json::from_str::<serde_json::Value>(&scanned).unwrap();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_raw_record_says_what_its_bytes_hold() {
+        let flags = |text: &'static str| {
+            let mut got = Vec::new();
+            json(text.as_bytes(), &mut |raw, _| {
+                got.push((raw.plain, raw.escape_free));
+                Ok(())
+            })
+            .unwrap();
+            got
+        };
+        assert_eq!(flags("[{\"First Name\":\n\t\"Ann\"}]"), [(true, true)]);
+        assert_eq!(flags("[{\"First Name\": \"A\\\"nn\"}]"), [(false, false)]);
+        assert_eq!(flags("[{\"First Name\": \"A\u{85}nn\"}]"), [(false, true)]);
+        // A streamed document (rows under a key) is not scanned record by record.
+        assert_eq!(
+            flags("{\"rows\": [{\"First Name\": \"Ann\"}]}"),
+            [(false, false)]
+        );
     }
 
     #[test]
