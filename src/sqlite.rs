@@ -1,6 +1,7 @@
 //! How rrfeed keeps its durable files (the ledger with its CRM.COM link table, the webhook outbox):
-//! SQLite in WAL mode, a sync to disk at every commit, a wait for another writer, and readable by their
-//! owner only, since they hold customer data.
+//! SQLite in WAL mode, a sync to disk at every commit (the ledger leaves out only a commit that moves
+//! a resume point, see `ledger::Milestone`), a wait for another writer, and readable by their owner
+//! only, since they hold customer data.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -3,7 +3,8 @@
 //! `status` and the metrics read it; the shrink guard and `--resume` rely on it.
 //!
 //! A run's row is written when the run starts and updated after every confirmed chunk, so even a run
-//! killed with SIGKILL leaves its resume point behind. No secret is ever stored here.
+//! killed with SIGKILL leaves its resume point behind. Every write is synced to disk except one that
+//! only moves the resume point ([`Milestone`]). No secret is ever stored here.
 //!
 //! [`Ledger`] is the interface; it lives in SQLite in the state directory ([`sqlite`]) or, shared by
 //! several machines, in PostgreSQL ([`postgres`]). The same behavioural tests run against both.
@@ -126,6 +127,30 @@ pub struct Checkpoint<'a> {
     pub confirmed: u64,
     /// Whether endtransaction succeeded.
     pub ended: bool,
+}
+
+impl Checkpoint<'_> {
+    /// What of this checkpoint must survive a power cut, for run `run`.
+    pub(crate) fn milestone(&self, run: i64) -> Milestone {
+        Milestone {
+            run,
+            transactionid: self.transactionid.map(str::to_owned),
+            abandoned: self.abandoned.len(),
+            ended: self.ended,
+        }
+    }
+}
+
+/// Which transactions a run has begun, abandoned and ended. A checkpoint with the same milestone as
+/// the last one written only moves the resume point: a store may write it without syncing it to
+/// disk, since it survives the process being killed and a resume point lost with a power cut is
+/// refused by the running totals (docs/transaction.md, "What is recorded").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Milestone {
+    run: i64,
+    transactionid: Option<String>,
+    abandoned: usize,
+    ended: bool,
 }
 
 /// How a run ended.
