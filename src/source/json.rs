@@ -3,9 +3,10 @@
 //!
 //! The document is cut into values over the buffered bytes (`json_scan.rs`): a top-level array's
 //! elements, or an object's members and the elements of the one that holds the rows, each customer
-//! parsed from its own slice. Only one record is held at a time, never the file. A property test holds
-//! the cutting readers to serde_json's streaming reader (the rows read, the errors and their places). Values may be strings, numbers,
-//! booleans or null; an object or array where a value belongs is a structural error.
+//! parsed from its own slice. Only one record is held at a time, never the file. A property test
+//! holds the cutting readers to serde_json's streaming reader (the rows read, the errors and their
+//! places). Values may be strings, numbers, booleans or null; an object or array where a value
+//! belongs is a structural error.
 
 use std::cell::Cell;
 use std::fmt;
@@ -307,41 +308,12 @@ fn read_wrapped(
     scan.bump();
     let mut first = true;
     // Where the closing brace is: a refusal of the whole object is placed there.
-    let closed_at;
-    loop {
-        skip_whitespace(scan, name)?;
-        match peek(scan, name)? {
-            None if first => return Err(eof(scan, name, "EOF while parsing an object")),
-            None => return Err(eof(scan, name, "EOF while parsing a value")),
-            Some(b'}') if first => {
-                closed_at = (scan.line, scan.column);
-                scan.bump();
-                break;
-            }
-            Some(b'}') => return Err(structural(scan, name, "trailing comma")),
-            Some(b'"') => {}
-            Some(_) => return Err(structural(scan, name, "key must be a string")),
+    let closed_at = loop {
+        if let Some(closed_at) = next_member(scan, name, first)? {
+            break closed_at;
         }
         first = false;
-        let (line, column) = (scan.line, scan.column);
-        value.clear();
-        scan.capture(&mut value)
-            .map_err(|e| io_error(name, e, scan))?;
-        let key: String = parse_value(&value, rows, line, column, encoding, |de, _| {
-            String::deserialize(de)
-        })?;
-        skip_whitespace(scan, name)?;
-        match peek(scan, name)? {
-            Some(b':') => scan.bump(),
-            None => return Err(eof(scan, name, "EOF while parsing an object")),
-            Some(_) => return Err(structural(scan, name, "expected `:`")),
-        }
-        skip_whitespace(scan, name)?;
-        match peek(scan, name)? {
-            None => return Err(eof(scan, name, "EOF while parsing a value")),
-            Some(b',' | b'}' | b']') => return Err(structural(scan, name, "expected value")),
-            Some(_) => {}
-        }
+        let key = read_key(scan, rows, &mut value, encoding)?;
         let rows_here = match &wanted {
             Some(w) => *w == key && found.is_none(),
             None => true,
@@ -355,37 +327,12 @@ fn read_wrapped(
                 Member::Other => {}
             }
         } else {
-            let (line, column) = (scan.line, scan.column);
-            value.clear();
-            scan.capture(&mut value)
-                .map_err(|e| io_error(name, e, scan))?;
-            let at = Cut {
-                next: peek(scan, name)?,
-                closer: '}',
-                line,
-                column,
-            };
-            match (rows_here, named) {
-                // The named member is not an array: serde_json says what it is instead.
-                (true, true) => check_value(&value, at, rows, encoding, |de, rows| {
-                    RowsSeed(rows).deserialize(de)
-                })?,
-                (true, false) => check_value(&value, at, rows, encoding, look_at)?,
-                (false, _) => check_value(&value, at, rows, encoding, ignore)?,
-            }
+            check_member(scan, rows, &mut value, (rows_here, named), encoding)?;
         }
-        skip_whitespace(scan, name)?;
-        match peek(scan, name)? {
-            Some(b',') => scan.bump(),
-            Some(b'}') => {
-                closed_at = (scan.line, scan.column);
-                scan.bump();
-                break;
-            }
-            None => return Err(eof(scan, name, "EOF while parsing an object")),
-            Some(_) => return Err(structural(scan, name, "expected `,` or `}`")),
+        if let Some(closed_at) = after_member(scan, name)? {
+            break closed_at;
         }
-    }
+    };
     let refused = match (found, wanted) {
         (Some(_), _) => return expect_end(scan, name),
         (None, None) if empty.len() == 1 => return expect_end(scan, name),
@@ -395,6 +342,102 @@ fn read_wrapped(
     Err(InputError::new(name, format!("malformed JSON: {refused}"))
         .at_line(closed_at.0)
         .in_column(closed_at.1.to_string()))
+}
+
+/// Up to the next member's key, or past the closing brace of an empty object (its place returned).
+fn next_member(
+    scan: &mut Scanner<'_>,
+    name: &str,
+    first: bool,
+) -> Result<Option<(u64, u64)>, InputError> {
+    skip_whitespace(scan, name)?;
+    match peek(scan, name)? {
+        None if first => Err(eof(scan, name, "EOF while parsing an object")),
+        None => Err(eof(scan, name, "EOF while parsing a value")),
+        Some(b'}') if first => {
+            let at = (scan.line, scan.column);
+            scan.bump();
+            Ok(Some(at))
+        }
+        Some(b'}') => Err(structural(scan, name, "trailing comma")),
+        Some(b'"') => Ok(None),
+        Some(_) => Err(structural(scan, name, "key must be a string")),
+    }
+}
+
+/// A member's key and its colon, up to where its value starts.
+fn read_key(
+    scan: &mut Scanner<'_>,
+    rows: &mut Rows<'_, '_>,
+    value: &mut Vec<u8>,
+    encoding: Encoding,
+) -> Result<String, InputError> {
+    let name = rows.name;
+    let (line, column) = (scan.line, scan.column);
+    value.clear();
+    scan.capture(value).map_err(|e| io_error(name, e, scan))?;
+    let key = parse_value(value, rows, line, column, encoding, |de, _| {
+        String::deserialize(de)
+    })?;
+    skip_whitespace(scan, name)?;
+    match peek(scan, name)? {
+        Some(b':') => scan.bump(),
+        None => return Err(eof(scan, name, "EOF while parsing an object")),
+        Some(_) => return Err(structural(scan, name, "expected `:`")),
+    }
+    skip_whitespace(scan, name)?;
+    match peek(scan, name)? {
+        None => Err(eof(scan, name, "EOF while parsing a value")),
+        Some(b',' | b'}' | b']') => Err(structural(scan, name, "expected value")),
+        Some(_) => Ok(key),
+    }
+}
+
+/// A member that does not hold rows, cut whole and checked the way the streaming reader would: the
+/// member `--json-key` names says what it is instead of an array; any member that might have held
+/// rows is looked at; the others only skipped.
+fn check_member(
+    scan: &mut Scanner<'_>,
+    rows: &mut Rows<'_, '_>,
+    value: &mut Vec<u8>,
+    (rows_here, named): (bool, bool),
+    encoding: Encoding,
+) -> Result<(), InputError> {
+    let name = rows.name;
+    let (line, column) = (scan.line, scan.column);
+    value.clear();
+    scan.capture(value).map_err(|e| io_error(name, e, scan))?;
+    let at = Cut {
+        next: peek(scan, name)?,
+        closer: '}',
+        line,
+        column,
+    };
+    match (rows_here, named) {
+        (true, true) => check_value(value, at, rows, encoding, |de, rows| {
+            RowsSeed(rows).deserialize(de)
+        }),
+        (true, false) => check_value(value, at, rows, encoding, look_at),
+        (false, _) => check_value(value, at, rows, encoding, ignore),
+    }
+}
+
+/// Past the comma after a member, or past the object's closing brace (its place returned).
+fn after_member(scan: &mut Scanner<'_>, name: &str) -> Result<Option<(u64, u64)>, InputError> {
+    skip_whitespace(scan, name)?;
+    match peek(scan, name)? {
+        Some(b',') => {
+            scan.bump();
+            Ok(None)
+        }
+        Some(b'}') => {
+            let at = (scan.line, scan.column);
+            scan.bump();
+            Ok(Some(at))
+        }
+        None => Err(eof(scan, name, "EOF while parsing an object")),
+        Some(_) => Err(structural(scan, name, "expected `,` or `}`")),
+    }
 }
 
 /// A member of the top-level object whose value is an array (its `[` next): rows if it is named, or if
