@@ -286,10 +286,21 @@ fn read_array(
     let name = rows.name;
     scan.bump();
     read_elements(scan, name, |element, _, line, column| {
-        rows.line.set(line - 1);
-        parse_record(element, rows).map_err(|e| rows.error_from(e, line, column, encoding))
+        read_record(element, rows, line, column, encoding)
     })?;
     expect_end(scan, name)
+}
+
+/// One customer object cut from the document at `line` and `column`.
+fn read_record(
+    element: &[u8],
+    rows: &mut Rows<'_, '_>,
+    line: u64,
+    column: u64,
+    encoding: Encoding,
+) -> Result<(), InputError> {
+    rows.line.set(line - 1);
+    parse_record(element, rows).map_err(|e| rows.error_from(e, line, column, encoding))
 }
 
 /// An object holding the rows: its members are cut one by one; the member named by `--json-key`, else
@@ -480,8 +491,7 @@ fn read_member(
             .at_line(line)
             .in_column((column + 1).to_string()));
         }
-        rows.line.set(line - 1);
-        parse_record(element, rows).map_err(|e| rows.error_from(e, line, column, encoding))
+        read_record(element, rows, line, column, encoding)
     })?;
     Ok(match kind {
         None => Member::EmptyArray,
