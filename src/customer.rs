@@ -410,7 +410,7 @@ pub fn scan_record(bytes: &[u8]) -> RecordScan {
 
 /// The same for a JSON record's bytes, whose values were string literals, numbers or booleans. A string
 /// literal cannot hold a raw byte below 0x20 (the parser refuses it), so bytes below 0x20 are whitespace
-/// between tokens and say nothing; what matters is what an escape could hide: a `\\` anywhere rules out
+/// between tokens and say nothing; what matters is what an escape could hide: a `\` anywhere rules out
 /// both, and a DEL or a C1 character (written raw) rules out `plain`. A raw `"` only delimits strings.
 pub fn scan_json_record(bytes: &[u8]) -> RecordScan {
     let seen = bytes.iter().fold(0u8, |seen, &b| {

@@ -195,8 +195,8 @@ impl Ledger for SqliteLedger {
     fn progress(&self, id: i64, p: &Checkpoint, now: &str) -> Result<(), LedgerError> {
         let milestone = p.milestone(id);
         if self.milestone.borrow().as_ref() == Some(&milestone) {
-            // Only the resume point moved: not synced to disk (a sync was a third of the time
-            // between one post's answer and the next post).
+            // Only the resume point moved: not synced to disk (the sync was three quarters of the
+            // time between one post's answer and the next post).
             self.unsynced(|| self.write_progress(id, p, now))
                 .map_err(|e| self.fail(e))?;
         } else {
