@@ -244,12 +244,12 @@ pub(super) fn read_json(
     let mut scan = Scanner::new(&mut *reader);
     let io = |e: io::Error, line| read_error(name, &e, Some(line));
     scan.skip_whitespace().map_err(|e| io(e, scan.line))?;
-    let array = scan.peek().map_err(|e| io(e, scan.line))? == Some(b'[');
+    let first = scan.peek().map_err(|e| io(e, scan.line))?;
     let start = (scan.line, scan.column);
     line.set(scan.line - 1);
     let mut rows = new_rows(name, spec, visit, line, mark);
-    match scan.peek().map_err(|e| io(e, scan.line))? {
-        _ if array => read_array(&mut scan, &mut rows, encoding)?,
+    match first {
+        Some(b'[') => read_array(&mut scan, &mut rows, encoding)?,
         Some(b'{') => read_wrapped(&mut scan, &mut rows, encoding)?,
         // Anything else is refused by serde_json, in its words.
         _ => read_streamed(reader, &mut rows, start, encoding)?,
@@ -564,9 +564,7 @@ fn parse_value<T>(
         &mut Rows<'_, '_>,
     ) -> Result<T, serde_json::Error>,
 ) -> Result<T, InputError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    parse(&mut de, rows)
-        .and_then(|value| de.end().map(|()| value))
+    parse_whole(serde_json::Deserializer::from_slice(bytes), rows, parse)
         .map_err(|e| rows.error_from(e, line, column, encoding))
 }
 
@@ -598,8 +596,7 @@ fn check_value(
     if let (true, Some(next)) = (scalar, at.next) {
         bytes.to_mut().push(next);
     }
-    let mut de = serde_json::Deserializer::from_slice(&bytes);
-    match parse(&mut de, rows).and_then(|()| de.end()) {
+    match parse_whole(serde_json::Deserializer::from_slice(&bytes), rows, parse) {
         Ok(()) => Ok(()),
         Err(e) if scalar && e.to_string().starts_with("trailing characters") => {
             if e.column() > value.len() {
@@ -713,10 +710,22 @@ fn parse_record(bytes: &[u8], rows: &mut Rows<'_, '_>) -> Result<(), serde_json:
 
 /// One record through `de`, which must hold nothing after it.
 fn parse_with<'de, R: serde_json::de::Read<'de>>(
-    mut de: serde_json::Deserializer<R>,
+    de: serde_json::Deserializer<R>,
     rows: &mut Rows<'_, '_>,
 ) -> Result<(), serde_json::Error> {
-    RowSeed(rows).deserialize(&mut de).and_then(|()| de.end())
+    parse_whole(de, rows, |de, rows| RowSeed(rows).deserialize(de))
+}
+
+/// What `parse` reads from `de`, which must hold nothing after it.
+fn parse_whole<'de, R: serde_json::de::Read<'de>, T>(
+    mut de: serde_json::Deserializer<R>,
+    rows: &mut Rows<'_, '_>,
+    parse: impl FnOnce(
+        &mut serde_json::Deserializer<R>,
+        &mut Rows<'_, '_>,
+    ) -> Result<T, serde_json::Error>,
+) -> Result<T, serde_json::Error> {
+    parse(&mut de, rows).and_then(|value| de.end().map(|()| value))
 }
 
 fn new_rows<'a, 'v>(
