@@ -1,8 +1,9 @@
 //! Sorting more records than memory should hold: records gather in a run until it reaches a byte
 //! budget, then the run is sorted and spilled to an anonymous temporary file; at the end every run is
 //! merged through a heap, one record of each run in memory — or, when the runs do not overlap (an
-//! export already in id order), read one after another. The repeated-id check and the change report
-//! use it, so that a million customers cost a few MiB of memory and some temporary disk.
+//! export already in id order), read one after another. The change report uses it, so that a million
+//! customers cost a few MiB of memory and some temporary disk; the repeated-id check
+//! ([`crate::repeats`]) sorts its own keys the same way and reads its runs with [`read_or_end`].
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};

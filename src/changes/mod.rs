@@ -19,7 +19,7 @@ use tracing::warn;
 
 use serde::{Deserialize, Serialize};
 
-pub use known::{Id, KnownReader, KnownWriter, id_heap_bytes};
+pub use known::{KnownReader, KnownWriter};
 pub use log::ChangeLog;
 pub use report::ChangeReport;
 
