@@ -507,6 +507,9 @@ fn gender(value: &mut String) -> Rule {
         ("M", &["m", "male", "man"]),
         ("F", &["f", "female", "woman"]),
     ];
+    if matches!(value.as_str(), "" | "M" | "F") {
+        return Ok(());
+    }
     let code = code_of(value, CODES).ok_or(WarningCode::InvalidGender)?;
     replace(value, code);
     Ok(())
@@ -518,6 +521,9 @@ fn yes_no(value: &mut String) -> Rule {
         ("Y", &["y", "yes", "true", "1"]),
         ("N", &["n", "no", "false", "0"]),
     ];
+    if matches!(value.as_str(), "" | "Y" | "N") {
+        return Ok(());
+    }
     let code = code_of(value, CODES).ok_or(WarningCode::InvalidYesNo)?;
     replace(value, code);
     Ok(())
@@ -573,7 +579,10 @@ fn number_in(value: &mut String, lo: i32, hi: i32, code: WarningCode) -> Rule {
     let digits = value.strip_suffix(".0").unwrap_or(value);
     match digits.parse::<i32>() {
         Ok(n) if (lo..=hi).contains(&n) && digits.bytes().all(|b| b.is_ascii_digit()) => {
-            replace(value, itoa::Buffer::new().format(n));
+            // Written as it should be already (most are, and every derived birth field): kept.
+            if digits.len() < value.len() || digits.starts_with('0') {
+                replace(value, itoa::Buffer::new().format(n));
+            }
             Ok(())
         }
         _ => Err(code),
@@ -590,6 +599,9 @@ fn country(value: &mut String) {
         ("CAN", &["ca", "can", "canada"]),
         ("AUS", &["au", "aus", "australia"]),
     ];
+    if matches!(value.as_str(), "USA" | "CAN" | "AUS") {
+        return;
+    }
     let code = if value.contains('.') {
         code_of(&value.replace('.', ""), CODES)
     } else {

@@ -138,7 +138,7 @@ impl Decision {
 impl DateEvidence {
     /// Notes one value of the column, read on `line`.
     pub fn note(&mut self, shape: DateShape, line: u64, text: &str) {
-        let keep = || (line, quote(text.trim()));
+        let keep = || (line, quote(text.trim()).into_owned());
         match shape {
             DateShape::Iso => {}
             DateShape::DayFirst => {

@@ -308,13 +308,15 @@ impl<'r> Fields<'r> {
         encoding: Encoding,
     ) -> Result<Self, InputError> {
         let text = simdutf8::basic::from_utf8(record.as_slice()).ok();
-        // Values joined may read as UTF-8 where one alone does not (a character cut by a delimiter).
+        // Values joined may read as UTF-8 where one alone does not (a character cut by a delimiter);
+        // in ASCII text (most records) every byte starts a character.
         if let Some(text) = text
-            && (0..record.len()).all(|i| {
-                record
-                    .range(i)
-                    .is_some_and(|r| text.is_char_boundary(r.end))
-            })
+            && (text.is_ascii()
+                || (0..record.len()).all(|i| {
+                    record
+                        .range(i)
+                        .is_some_and(|r| text.is_char_boundary(r.end))
+                }))
         {
             return Ok(Self { text, record });
         }

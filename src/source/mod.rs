@@ -13,6 +13,7 @@ mod json;
 mod json_scan;
 mod workbook;
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, BufRead, Read};
@@ -422,9 +423,13 @@ fn utf8_hint(encoding: Encoding) -> &'static str {
     }
 }
 
-/// Quotes input text in a message: at most 200 characters, control characters escaped.
-pub fn quote(text: &str) -> String {
+/// Quotes input text in a message: at most 200 characters, control characters escaped. Text that
+/// needs neither (nearly all: this runs for every repeated id) is borrowed as it is.
+pub fn quote(text: &str) -> Cow<'_, str> {
     const MAX: usize = 200;
+    if text.len() <= MAX && !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
     let mut out = String::with_capacity(text.len().min(MAX) + 8);
     for (i, c) in text.chars().enumerate() {
         if i == MAX {
@@ -437,5 +442,5 @@ pub fn quote(text: &str) -> String {
             out.push(c);
         }
     }
-    out
+    Cow::Owned(out)
 }
