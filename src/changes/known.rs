@@ -66,7 +66,7 @@ impl<W: Write> KnownWriter<W> {
         let mut record: SmallVec<[u8; 96]> = SmallVec::new();
         push_len(&mut record, id.len());
         record.extend_from_slice(id);
-        fingerprint.write_to(&mut record);
+        record.extend_from_slice(&fingerprint.to_bytes());
         self.out.write_all(&record)?;
         self.customers += 1;
         Ok(())

@@ -67,8 +67,8 @@ impl Spill for Entry {
         let mut record: SmallVec<[u8; 96]> = SmallVec::new();
         push_len(&mut record, self.id.len());
         record.extend_from_slice(&self.id);
-        record.extend(self.seq.to_le_bytes());
-        self.fingerprint.write_to(&mut record);
+        record.extend_from_slice(&self.seq.to_le_bytes());
+        record.extend_from_slice(&self.fingerprint.to_bytes());
         match &self.values {
             Some(values) => {
                 push_len(&mut record, values.len() + 1);
