@@ -140,6 +140,7 @@ impl IdLog {
     }
 }
 
+/// The bytes of `key`'s id in its run's `ids`.
 fn id_of<'a>(ids: &'a [u8], key: &Key) -> &'a [u8] {
     &ids[key.at as usize..][..key.len as usize]
 }
