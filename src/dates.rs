@@ -70,9 +70,10 @@ pub fn split_date(value: &str) -> Option<SplitDate> {
         return None;
     };
     let num = |s: &str| -> Option<i16> {
-        (!s.is_empty() && s.len() <= 4 && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
+        (s.len() <= 4)
+            .then(|| parse_digits(s))
             .flatten()
+            .and_then(|n| i16::try_from(n).ok())
     };
     let (year, month, day, shape) = if a.len() == 4 && !dotted {
         (num(a)?, num(b)?, num(c)?, DateShape::Iso)
@@ -93,6 +94,17 @@ pub fn split_date(value: &str) -> Option<SplitDate> {
         day: date.day(),
         year: date.year(),
         shape,
+    })
+}
+
+/// The number that `text`, ASCII digits only, writes (`None` for anything else, or past `i32`).
+pub(crate) fn parse_digits(text: &str) -> Option<i32> {
+    if text.is_empty() {
+        return None;
+    }
+    text.bytes().try_fold(0i32, |n, b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+        n.checked_mul(10)?.checked_add(i32::from(digit))
     })
 }
 
@@ -290,6 +302,17 @@ mod tests {
                     prop_assert_eq!((month, day, split.year), (*m, *d, *y));
                 }
             }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn digits_read_as_the_standard_parser_reads_them(text in "[0-9+\\- .a]{0,12}|[0-9]{8,12}") {
+            let standard = text
+                .parse::<i32>()
+                .ok()
+                .filter(|_| text.bytes().all(|b| b.is_ascii_digit()));
+            prop_assert_eq!(parse_digits(&text), standard);
         }
     }
 }
