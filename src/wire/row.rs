@@ -212,8 +212,8 @@ const PADDED_KEY_PREFIXES: [[u8; KEY_PAD]; FIELD_COUNT] = {
 /// This runs for every row of every post. Separators are found eight bytes at a time
 /// ([`find_byte`]), and a value of at most [`VALUE_BLOCK`] bytes (nearly all of them) is copied as a
 /// block of that fixed size, which the compiler inlines, then cut back to its length. A byte-by-byte
-/// copy was a sixth slower, and `memchr` (a call for every value) slower still (BENCHMARKS.md,
-/// "Fifth pass").
+/// copy took a quarter longer, and `memchr` (a call for every value) was slower in a real upload
+/// (BENCHMARKS.md, "Fifth pass").
 ///
 /// Returns false, having appended part of a row, when the text does not hold exactly 25 values.
 pub fn write_separated_row(values: &[u8], separator: u8, out: &mut Vec<u8>) -> bool {
