@@ -13,6 +13,7 @@ use tracing::warn;
 
 use pipeline::{Batcher, DoneBatch, RawBatch, WorkerChannels};
 
+use crate::changes::{CompareError, Comparing, Repeat, Tonight};
 use crate::customer::{Customer, Normalizer};
 use crate::dates::{DateEvidence, DateOrder, DateShape, Decision};
 use crate::mapping::MappingRules;
@@ -46,6 +47,9 @@ pub enum IngestError {
         what: &'static str,
         source: io::Error,
     },
+    /// The comparison with the store's last upload could not be made (see [`ingest_comparing`]).
+    #[error("{0}")]
+    Compare(#[from] CompareError),
 }
 
 /// How to validate.
@@ -77,8 +81,26 @@ pub fn ingest(
     options: IngestOptions,
     sink: &mut dyn RowSink,
 ) -> Result<Ingested, IngestError> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    ingest_with_workers(spec, options, sink, workers_for(cores))
+    ingest_with_workers(spec, options, sink, workers_for(cores()))
+}
+
+/// [`ingest`] for a run that compares tonight's customers with the store's last upload: each row
+/// delivered to `sink` goes to `comparing` too, which finds repeated ids while it compares (both
+/// need the ids sorted; one sort serves them).
+pub fn ingest_comparing(
+    spec: &InputSpec,
+    options: IngestOptions,
+    sink: &mut dyn RowSink,
+    comparing: Comparing<'_>,
+) -> Result<(Ingested, Tonight), IngestError> {
+    let ids = Ids::Compared(Box::new(comparing));
+    let (ingested, tonight) = ingest_spec(spec, options, sink, workers_for(cores()), ids)
+        .map_err(|e| named_cell(spec, e))?;
+    Ok((ingested, tonight.expect("a comparing read compares")))
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// How many normalizing threads [`ingest`] uses on a machine with `cores` cores. The pipeline's
@@ -101,11 +123,26 @@ pub fn ingest_with_workers(
     sink: &mut dyn RowSink,
     workers: usize,
 ) -> Result<Ingested, IngestError> {
-    ingest_spec(spec, options, sink, workers).map_err(|e| match e {
-        // A workbook's refusal names the cell (`Customers!D17`) where it knows the field's column.
+    let ids = Ids::Own(IdLog::default());
+    ingest_spec(spec, options, sink, workers, ids)
+        .map(|(ingested, _)| ingested)
+        .map_err(|e| named_cell(spec, e))
+}
+
+/// A workbook's refusal names the cell (`Customers!D17`) where it knows the field's column.
+fn named_cell(spec: &InputSpec, e: IngestError) -> IngestError {
+    match e {
         IngestError::Input(input) => IngestError::Input(spec.places.name_cell(input)),
-        storage => storage,
-    })
+        other => other,
+    }
+}
+
+/// How a read finds repeated ids.
+enum Ids<'c> {
+    /// On its own.
+    Own(IdLog),
+    /// In the comparison with the store's last upload, which gets every delivered row.
+    Compared(Box<Comparing<'c>>),
 }
 
 fn ingest_spec(
@@ -113,9 +150,10 @@ fn ingest_spec(
     options: IngestOptions,
     sink: &mut dyn RowSink,
     workers: usize,
-) -> Result<Ingested, IngestError> {
+    ids: Ids<'_>,
+) -> Result<(Ingested, Option<Tonight>), IngestError> {
     let name = spec.display_name();
-    let mut rows = Rows::new(&name, options.strict, sink, &spec.rules);
+    let mut rows = Rows::new(&name, options.strict, sink, &spec.rules, ids);
     let read = if workers <= 1 {
         read_serially(spec, &options.normalizer, &mut rows)
     } else {
@@ -126,13 +164,14 @@ fn ingest_spec(
         return Err(storage);
     }
     let source = read?;
-    let date_order = rows.finish(&source)?;
-    Ok(Ingested {
+    let (date_order, tonight) = rows.finish(&source)?;
+    let ingested = Ingested {
         rows: rows.count,
         warnings: rows.warnings,
         source,
         date_order,
-    })
+    };
+    Ok((ingested, tonight))
 }
 
 fn read_serially(
@@ -206,7 +245,8 @@ struct Rows<'s> {
     strict: bool,
     sink: &'s mut dyn RowSink,
     warnings: Warnings,
-    ids: IdLog,
+    /// Taken when the whole export is read.
+    ids: Option<Ids<'s>>,
     count: u64,
     storage: Option<IngestError>,
     /// The store's `date_order` (or `--date-order`).
@@ -220,13 +260,19 @@ struct Rows<'s> {
 }
 
 impl<'s> Rows<'s> {
-    fn new(name: &'s str, strict: bool, sink: &'s mut dyn RowSink, rules: &MappingRules) -> Self {
+    fn new(
+        name: &'s str,
+        strict: bool,
+        sink: &'s mut dyn RowSink,
+        rules: &MappingRules,
+        ids: Ids<'s>,
+    ) -> Self {
         Self {
             name,
             strict,
             sink,
             warnings: Warnings::default(),
-            ids: IdLog::default(),
+            ids: Some(ids),
             count: 0,
             storage: None,
             configured_order: rules.date_order,
@@ -276,8 +322,9 @@ impl<'s> Rows<'s> {
         issues: &[Issue],
     ) -> Result<(), InputError> {
         let id = customer.get(Field::PartnerCustomerId);
-        if !id.is_empty()
-            && let Err(e) = self.ids.push(id, at.line)
+        if let Some(Ids::Own(ids)) = &mut self.ids
+            && !id.is_empty()
+            && let Err(e) = ids.push(id, at.line)
         {
             return Err(self.stop("check for repeated ids", e));
         }
@@ -369,9 +416,14 @@ impl<'s> Rows<'s> {
         at: Location,
         issues: &[Issue],
     ) -> Result<(), InputError> {
-        match self.sink.accept(customer, at, issues) {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.stop("write the snapshot", e)),
+        if let Err(e) = self.sink.accept(customer, at, issues) {
+            return Err(self.stop("write the snapshot", e));
+        }
+        match &mut self.ids {
+            Some(Ids::Compared(comparing)) => comparing
+                .push(customer, at.line)
+                .map_err(|e| self.stop("keep the customers to compare", e)),
+            _ => Ok(()),
         }
     }
 
@@ -381,17 +433,37 @@ impl<'s> Rows<'s> {
         InputError::new(self.name, "reading stopped")
     }
 
-    /// Once the whole export is read: the identity column, the order of birth dates, repeated ids,
-    /// then the notices about columns and rows.
-    fn finish(&mut self, source: &SourceInfo) -> Result<Option<Decision>, IngestError> {
+    /// Once the whole export is read: the identity column, the order of birth dates, repeated ids
+    /// (and the comparison, for a read that compares), then the notices about columns and rows.
+    fn finish(
+        &mut self,
+        source: &SourceInfo,
+    ) -> Result<(Option<Decision>, Option<Tonight>), IngestError> {
         self.check_id_column(source)?;
         let date_order = self.settle_dates(source)?;
+        let tonight = self.check_ids()?;
+        let warnings = &mut self.warnings;
+        note_columns(source, warnings);
+        if self.strict
+            && let Some(refused) = source.notes.first_strict_failure()
+        {
+            return Err(InputError::new(
+                self.name,
+                format!("{} (--strict refuses it)", refused.example),
+            )
+            .into());
+        }
+        Ok((date_order, tonight))
+    }
+
+    /// Reports each record whose `PartnerCustomerID` repeats an earlier record's: a warning, or the
+    /// refusal under `--strict`. Gives the comparison, for a read that compares.
+    fn check_ids(&mut self) -> Result<Option<Tonight>, IngestError> {
         let (name, strict) = (self.name, self.strict);
-        let ids = std::mem::take(&mut self.ids);
         let warnings = &mut self.warnings;
         let sink = &mut *self.sink;
         let storage = |what| move |source| IngestError::Storage { what, source };
-        ids.repeats(storage("check for repeated ids"), |line, first_line, id| {
+        let mut repeat = |line, first_line, id: &str| -> Result<(), IngestError> {
             let id = crate::source::quote(id);
             if strict {
                 return Err(InputError::new(
@@ -407,16 +479,18 @@ impl<'s> Rows<'s> {
             });
             sink.repeated_id(line, first_line, &id)
                 .map_err(storage("write the snapshot"))
-        })?;
-        note_columns(source, warnings);
-        if strict && let Some(refused) = source.notes.first_strict_failure() {
-            return Err(InputError::new(
-                name,
-                format!("{} (--strict refuses it)", refused.example),
-            )
-            .into());
+        };
+        match self.ids.take().expect("ids are checked once") {
+            Ids::Own(ids) => {
+                ids.repeats(storage("check for repeated ids"), repeat)?;
+                Ok(None)
+            }
+            Ids::Compared(comparing) => comparing
+                .finish(&mut |r: Repeat| {
+                    repeat(r.line, r.first_line, &String::from_utf8_lossy(r.id))
+                })
+                .map(Some),
         }
-        Ok(date_order)
     }
 
     /// An export with no column for `PartnerCustomerID` is a mapping mistake unless the store says
@@ -553,6 +627,12 @@ mod tests {
         sink: &mut dyn RowSink,
         workers: usize,
     ) -> Result<Ingested, IngestError> {
+        let (_file, spec) = csv_spec(text);
+        ingest_with_workers(&spec, options(strict), sink, workers)
+    }
+
+    /// A CSV file holding `text`, and how to read it.
+    fn csv_spec(text: &[u8]) -> (tempfile::NamedTempFile, InputSpec) {
         let mut file = tempfile::NamedTempFile::with_suffix(".csv").unwrap();
         file.write_all(text).unwrap();
         let spec = InputSpec {
@@ -563,11 +643,75 @@ mod tests {
             rules: Default::default(),
             ..InputSpec::default()
         };
-        let options = IngestOptions {
+        (file, spec)
+    }
+
+    fn options(strict: bool) -> IngestOptions {
+        IngestOptions {
             strict,
             normalizer: Normalizer::new(jiff::civil::date(2026, 11, 22)),
+        }
+    }
+
+    /// The repeats a sink hears of, as (line, line of the first, id).
+    #[derive(Default)]
+    struct Repeats(Vec<(u64, u64, String)>);
+    impl RowSink for Repeats {
+        fn accept(&mut self, _: &Customer, _: Location, _: &[Issue]) -> io::Result<()> {
+            Ok(())
+        }
+        fn repeated_id(&mut self, line: u64, first_line: u64, id: &str) -> io::Result<()> {
+            self.0.push((line, first_line, id.to_owned()));
+            Ok(())
+        }
+    }
+
+    /// A read that compares with the store's last upload (none here), as an upload's is.
+    fn read_comparing(
+        text: &[u8],
+        strict: bool,
+        sink: &mut dyn RowSink,
+        workers: usize,
+    ) -> Result<(Ingested, Option<Tonight>), IngestError> {
+        let (_file, spec) = csv_spec(text);
+        let scratch = tempfile::tempdir().unwrap();
+        let baseline = crate::changes::Loading::nothing();
+        let comparing = Comparing::new(baseline, "1001", scratch.path(), None, None, false);
+        let ids = Ids::Compared(Box::new(comparing));
+        ingest_spec(&spec, options(strict), sink, workers, ids)
+    }
+
+    #[test]
+    fn a_read_that_compares_finds_the_repeats_a_read_of_its_own_finds() {
+        let text =
+            b"ID,Email\nB,x@y.co\nA,y@y.co\nB,z@y.co\nC,w@y.co\nA,v@y.co\nB,u@y.co\n,t@y.co\n";
+        let expected =
+            [(4, 2, "B"), (6, 3, "A"), (7, 2, "B")].map(|(l, f, id)| (l, f, id.to_owned()));
+        for workers in WORKERS {
+            let mut own = Repeats::default();
+            let alone = ingest_text_with(text, false, &mut own, workers).unwrap();
+            let mut compared = Repeats::default();
+            let (ingested, tonight) = read_comparing(text, false, &mut compared, workers).unwrap();
+            own.0.sort();
+            assert_eq!(own.0, expected);
+            compared.0.sort();
+            assert_eq!(compared.0, expected, "{workers} workers");
+            let count = |i: &Ingested| i.warnings.count(WarningCode::DuplicateCustomerId);
+            assert_eq!((count(&alone), count(&ingested)), (3, 3));
+            let comparison = tonight.unwrap().comparison;
+            assert_eq!((comparison.repeated, comparison.without_id), (3, 1));
+        }
+    }
+
+    #[test]
+    fn strict_refuses_a_repeated_id_in_a_read_that_compares() {
+        let text = b"ID,Email\nB,x@y.co\nA,y@y.co\nB,z@y.co\n";
+        let Err(IngestError::Input(e)) = read_comparing(text, true, &mut Repeats::default(), 1)
+        else {
+            panic!("--strict refuses a repeated id");
         };
-        ingest_with_workers(&spec, options, sink, workers)
+        assert_eq!(e.line, Some(4));
+        assert!(e.message.contains("B repeats that of line 2"), "{e}");
     }
 
     fn run(text: &str, strict: bool) -> (Result<Ingested, IngestError>, Vec<(u64, String)>) {

@@ -9,6 +9,10 @@
 //!
 //! The keys sort as plain numbers: sorting ids themselves (a comparison of their bytes for every
 //! pair) made the check a sixth of the time spent reading an export (BENCHMARKS.md, "Fifth pass").
+//!
+//! A read that compares with the store's last upload (`upload`, `validate --store`) does not use this
+//! log: the comparison sorts every id anyway and finds the repeats in the same pass
+//! (`crate::changes::Comparing`).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -220,6 +220,11 @@ fn read_export(bytes: &[u8], format: Format, workers: usize) -> Result<(), TestC
             // A row broke a promise of normalization: the sink said so.
             return Err(TestCaseError::fail(format!("{what}: {source}")));
         }
+        Err(e @ IngestError::Compare(_)) => {
+            return Err(TestCaseError::fail(format!(
+                "a read that compares nothing: {e}"
+            )));
+        }
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 use std::io::{self, BufRead, Write};
 
+use super::CompareError;
 use super::fingerprint::Fingerprint;
 use super::known::{FINGERPRINT_BYTES, Id, decode_len, id_heap_bytes, push_len, read_len};
 use crate::customer::Customer;
@@ -21,6 +22,8 @@ pub(super) struct Entry {
     pub id: Id,
     /// Its place in the export: of two customers with one id, the first is compared.
     seq: u64,
+    /// The line where its record starts, to name a repeated id.
+    line: u64,
     pub fingerprint: Fingerprint,
     /// Its 25 values, each length-prefixed, when the report shows values.
     values: Option<Box<[u8]>>,
@@ -68,6 +71,7 @@ impl Spill for Entry {
         push_len(&mut record, self.id.len());
         record.extend_from_slice(&self.id);
         record.extend_from_slice(&self.seq.to_le_bytes());
+        record.extend_from_slice(&self.line.to_le_bytes());
         record.extend_from_slice(&self.fingerprint.to_bytes());
         match &self.values {
             Some(values) => {
@@ -90,18 +94,13 @@ impl Spill for Entry {
         // A record without values, whole in the buffer (nearly all): parsed in place.
         if let Some((len, used)) = decode_len(buffered) {
             let fixed = used + len;
-            let end = fixed + 8 + FINGERPRINT_BYTES;
+            let end = fixed + FIXED_BYTES;
             if buffered.get(end) == Some(&0) {
-                let entry = Entry {
-                    id: Id::from_slice(&buffered[used..fixed]),
-                    seq: u64::from_le_bytes(
-                        buffered[fixed..fixed + 8].try_into().expect("8 bytes"),
-                    ),
-                    fingerprint: Fingerprint::read_from(
-                        buffered[fixed + 8..end].try_into().expect("33 bytes"),
-                    ),
-                    values: None,
-                };
+                let entry = Entry::with_fixed(
+                    Id::from_slice(&buffered[used..fixed]),
+                    (&buffered[fixed..end]).try_into().expect("fixed part"),
+                    None,
+                );
                 input.consume(end + 1);
                 return Ok(Some(entry));
             }
@@ -109,7 +108,7 @@ impl Spill for Entry {
         let len = read_len(input)?.ok_or(io::ErrorKind::UnexpectedEof)?;
         let mut id = Id::from_elem(0, len);
         input.read_exact(&mut id)?;
-        let mut fixed = [0; 8 + FINGERPRINT_BYTES];
+        let mut fixed = [0; FIXED_BYTES];
         input.read_exact(&mut fixed)?;
         let values = match read_len(input)?.ok_or(io::ErrorKind::UnexpectedEof)? {
             0 => None,
@@ -119,12 +118,24 @@ impl Spill for Entry {
                 Some(values.into_boxed_slice())
             }
         };
-        Ok(Some(Entry {
+        Ok(Some(Entry::with_fixed(id, &fixed, values)))
+    }
+}
+
+/// The sequence number, line and fingerprint of a spilled entry, after its id.
+const FIXED_BYTES: usize = 8 + 8 + FINGERPRINT_BYTES;
+
+impl Entry {
+    /// An entry read back: `fixed` holds what `write_to` wrote after the id.
+    fn with_fixed(id: Id, fixed: &[u8; FIXED_BYTES], values: Option<Box<[u8]>>) -> Self {
+        let word = |at: usize| u64::from_le_bytes(fixed[at..at + 8].try_into().expect("8 bytes"));
+        Entry {
             id,
-            seq: u64::from_le_bytes(fixed[..8].try_into().expect("8 bytes")),
-            fingerprint: Fingerprint::read_from(fixed[8..].try_into().expect("33 bytes")),
+            seq: word(0),
+            line: word(8),
+            fingerprint: Fingerprint::read_from(fixed[16..].try_into().expect("33 bytes")),
             values,
-        }))
+        }
     }
 }
 
@@ -147,10 +158,10 @@ impl ChangeLog {
         }
     }
 
-    /// Notes one customer as it goes into the snapshot.
+    /// Notes one customer, whose record starts on `line`, as it goes into the snapshot.
     ///
     /// Fails when a sorted run cannot be spilled to a temporary file.
-    pub fn push(&mut self, customer: &Customer) -> io::Result<()> {
+    pub fn push(&mut self, customer: &Customer, line: u64) -> io::Result<()> {
         let id = customer.get(Field::PartnerCustomerId);
         if id.is_empty() {
             self.without_id += 1;
@@ -168,6 +179,7 @@ impl ChangeLog {
         self.sort.push(Entry {
             id: Id::from_slice(id.as_bytes()),
             seq: self.seq,
+            line,
             fingerprint: Fingerprint::of(customer.values()),
             values,
         })
@@ -190,7 +202,18 @@ impl ChangeLog {
     }
 }
 
-/// The sorted customers with each id once: the first in the export is kept.
+/// A customer whose id an earlier customer of the export had.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Repeat<'a> {
+    pub line: u64,
+    /// The line of the first customer with the id.
+    pub first_line: u64,
+    pub id: &'a [u8],
+}
+
+/// The sorted customers with each id once: the first in the export is kept. Repeats are what the
+/// repeated-id check of an export reports (docs/input.md): the ids are sorted here anyway, so a run
+/// that compares finds them in the same pass.
 pub(super) struct Unique {
     sorted: Sorted<Entry>,
     peeked: Option<Entry>,
@@ -199,26 +222,40 @@ pub(super) struct Unique {
 }
 
 impl Unique {
-    /// The next customer in id order.
+    /// The next customer in id order, handing each later customer with its id to `repeat`.
     ///
-    /// Fails when a spilled run cannot be read back.
-    pub fn next_unique(&mut self) -> io::Result<Option<Entry>> {
+    /// Fails when a spilled run cannot be read back, or with what `repeat` failed with.
+    pub fn next_unique<E: From<CompareError>>(
+        &mut self,
+        repeat: &mut dyn FnMut(Repeat) -> Result<(), E>,
+    ) -> Result<Option<Entry>, E> {
         let first = match self.peeked.take() {
             Some(entry) => entry,
-            None => match self.sorted.next_record()? {
+            None => match self.next_sorted()? {
                 Some(entry) => entry,
                 None => return Ok(None),
             },
         };
         loop {
-            match self.sorted.next_record()? {
-                Some(entry) if entry.id == first.id => self.repeated += 1,
+            match self.next_sorted()? {
+                Some(entry) if entry.id == first.id => {
+                    self.repeated += 1;
+                    repeat(Repeat {
+                        line: entry.line,
+                        first_line: first.line,
+                        id: &entry.id,
+                    })?;
+                }
                 other => {
                     self.peeked = other;
                     return Ok(Some(first));
                 }
             }
         }
+    }
+
+    fn next_sorted(&mut self) -> Result<Option<Entry>, CompareError> {
+        Ok(self.sorted.next_record()?)
     }
 }
 
@@ -230,6 +267,7 @@ mod tests {
         Entry {
             id: Id::from_slice(id.as_bytes()),
             seq,
+            line: seq * 2 + 1,
             fingerprint: Fingerprint {
                 row: seq * 31,
                 fields: [seq as u8; crate::wire::FIELD_COUNT],

@@ -20,7 +20,7 @@ use tracing::warn;
 use serde::{Deserialize, Serialize};
 
 pub use known::{KnownReader, KnownWriter};
-pub use log::ChangeLog;
+pub use log::{ChangeLog, Repeat};
 pub use report::ChangeReport;
 
 use crate::state::State;
@@ -153,6 +153,8 @@ impl std::fmt::Display for CompareError {
     }
 }
 
+impl std::error::Error for CompareError {}
+
 /// Tonight's comparison, and the state to remember once the upload succeeded.
 pub struct Tonight {
     pub comparison: Comparison,
@@ -179,6 +181,14 @@ impl Loading {
         }
     }
 
+    /// Nothing remembered: a store's first upload.
+    #[cfg(test)]
+    pub fn nothing() -> Self {
+        Self {
+            thread: std::thread::spawn(|| Ok(None)),
+        }
+    }
+
     /// The remembered upload, if there is one and it can be read: a damaged one is a warning (the
     /// comparison is skipped and the next success replaces it).
     fn finish(self) -> Option<baseline::Baseline> {
@@ -193,68 +203,123 @@ impl Loading {
     }
 }
 
-/// Compares tonight's customers with the store's remembered upload (see [`Loading`]). With `run`
-/// (a real run, not a dry run or `validate`) the state to remember is written to a temporary file
-/// in `scratch`.
-///
-/// Fails when a temporary file or the report cannot be written.
-pub fn tonight(
-    baseline: Loading,
-    store_id: &str,
-    scratch: &Path,
+/// Tonight's customers as they are read, and what they are compared with once the whole export is
+/// read: the store's remembered upload (see [`Loading`]), the `--changes` report, and, for a real run
+/// (`run` given, not a dry run or `validate`), where the state to remember is written.
+pub struct Comparing<'a> {
     log: ChangeLog,
-    report: Option<&mut ChangeReport>,
+    baseline: Loading,
+    store_id: &'a str,
+    scratch: &'a Path,
+    report: Option<&'a mut ChangeReport>,
     run: Option<i64>,
-) -> Result<Tonight, CompareError> {
-    let reader = baseline.finish().map(|b| b.reader);
-    let Some(run) = run else {
-        let mut sink = KnownWriter::new(io::sink(), &baseline::header(store_id, None))?;
-        let comparison = compare(log, reader, &mut sink, report)?;
-        return Ok(Tonight {
+}
+
+impl<'a> Comparing<'a> {
+    /// Compares with `baseline`; writes the state to remember to a temporary file in `scratch`;
+    /// `keep_values` keeps each customer's values for the report (`--changes-values`).
+    pub fn new(
+        baseline: Loading,
+        store_id: &'a str,
+        scratch: &'a Path,
+        report: Option<&'a mut ChangeReport>,
+        run: Option<i64>,
+        keep_values: bool,
+    ) -> Self {
+        Self {
+            log: ChangeLog::new(keep_values),
+            baseline,
+            store_id,
+            scratch,
+            report,
+            run,
+        }
+    }
+
+    /// Notes one customer, whose record starts on `line`, in file order.
+    ///
+    /// Fails when a sorted run cannot be spilled to a temporary file.
+    pub fn push(&mut self, customer: &crate::customer::Customer, line: u64) -> io::Result<()> {
+        self.log.push(customer, line)
+    }
+
+    /// Compares, handing each customer whose id an earlier one had to `repeat` (the ids are sorted
+    /// for the comparison anyway, so a run that compares needs no repeated-id check of its own).
+    ///
+    /// Fails when a temporary file or the report cannot be written, or with what `repeat` failed
+    /// with.
+    pub fn finish<E: From<CompareError>>(
+        self,
+        repeat: &mut dyn FnMut(Repeat) -> Result<(), E>,
+    ) -> Result<Tonight, E> {
+        let Comparing {
+            log,
+            baseline,
+            store_id,
+            scratch,
+            report,
+            run,
+        } = self;
+        let reader = baseline.finish().map(|b| b.reader);
+        let Some(run) = run else {
+            let mut sink =
+                KnownWriter::new(io::sink(), &baseline::header(store_id, None)).map_err(storage)?;
+            let comparison = compare(log, reader, &mut sink, report, repeat)?;
+            return Ok(Tonight {
+                comparison,
+                remember: None,
+            });
+        };
+        let (file, path) = baseline::scratch_file(scratch).map_err(storage)?;
+        let out = io::BufWriter::with_capacity(1 << 16, file);
+        let mut writer =
+            KnownWriter::new(out, &baseline::header(store_id, Some(run))).map_err(storage)?;
+        let comparison = compare(log, reader, &mut writer, report, repeat)?;
+        let (_, out) = writer.finish().map_err(storage)?;
+        out.into_inner().map_err(|e| storage(e.into_error()))?;
+        Ok(Tonight {
             comparison,
-            remember: None,
-        });
-    };
-    let (file, path) = baseline::scratch_file(scratch)?;
-    let out = io::BufWriter::with_capacity(1 << 16, file);
-    let mut writer = KnownWriter::new(out, &baseline::header(store_id, Some(run)))?;
-    let comparison = compare(log, reader, &mut writer, report)?;
-    let (_, out) = writer.finish()?;
-    out.into_inner().map_err(|e| e.into_error())?;
-    Ok(Tonight {
-        comparison,
-        remember: Some(path),
-    })
+            remember: Some(path),
+        })
+    }
+}
+
+/// A local file's failure, as the caller's error.
+fn storage<E: From<CompareError>>(e: io::Error) -> E {
+    CompareError::Storage(e).into()
 }
 
 /// Merges tonight's customers with the remembered upload (if any), writing each of tonight's
-/// customers, in id order, to `remember` and each difference to `report`.
+/// customers, in id order, to `remember`, each difference to `report`, and each repeated id to
+/// `repeat`.
 ///
 /// Fails when a temporary run, the remembered upload, `remember` or the report cannot be read or
-/// written; the report's errors name its file.
-pub fn compare<R: BufRead, W: Write>(
+/// written (the report's errors name its file), or with what `repeat` failed with.
+pub fn compare<R: BufRead, W: Write, E: From<CompareError>>(
     log: ChangeLog,
     mut baseline: Option<KnownReader<R>>,
     remember: &mut KnownWriter<W>,
     mut report: Option<&mut ChangeReport>,
-) -> Result<Comparison, CompareError> {
+    repeat: &mut dyn FnMut(Repeat) -> Result<(), E>,
+) -> Result<Comparison, E> {
     let mut comparison = Comparison {
         since_run: baseline.as_ref().and_then(|b| b.header().run),
         without_id: log.without_id(),
         ..Comparison::default()
     };
     let mut counts = ChangeCounts::default();
-    let mut tonight = log.into_unique()?;
-    let mut new = tonight.next_unique()?;
+    let mut tonight = log.into_unique().map_err(storage)?;
+    let mut new = tonight.next_unique(repeat)?;
     let mut old = match &mut baseline {
-        Some(b) => b.next_known()?,
+        Some(b) => b.next_known().map_err(storage)?,
         None => None,
     };
-    let reported = |e: io::Error, report: &ChangeReport| {
+    let reported = |e: io::Error, report: &ChangeReport| -> E {
         CompareError::Report(io::Error::new(
             e.kind(),
             format!("cannot write {}: {e}", report.path().display()),
         ))
+        .into()
     };
     loop {
         let order = match (&old, &new) {
@@ -288,7 +353,8 @@ pub fn compare<R: BufRead, W: Write>(
             old = baseline
                 .as_mut()
                 .expect("old customers come from it")
-                .next_known()?;
+                .next_known()
+                .map_err(storage)?;
         }
         if order.is_ge() {
             let n = new.take().expect("a new customer");
@@ -298,8 +364,8 @@ pub fn compare<R: BufRead, W: Write>(
                     r.added(&n).map_err(|e| reported(e, r))?;
                 }
             }
-            remember.push(&n.id, &n.fingerprint)?;
-            new = tonight.next_unique()?;
+            remember.push(&n.id, &n.fingerprint).map_err(storage)?;
+            new = tonight.next_unique(repeat)?;
         }
     }
     if let Some(r) = report {

@@ -15,11 +15,11 @@ fn customer(id: &str, email: &str, city: &str) -> Customer {
 /// The remembered state of `customers` (as an upload of them would leave it).
 fn remembered(customers: &[Customer]) -> Vec<u8> {
     let mut log = ChangeLog::new(false);
-    for c in customers {
-        log.push(c).unwrap();
+    for (line, c) in (2..).zip(customers) {
+        log.push(c, line).unwrap();
     }
     let mut w = KnownWriter::new(Vec::new(), &baseline::header("1001", Some(7))).unwrap();
-    compare::<&[u8], _>(log, None, &mut w, None).unwrap();
+    compare::<&[u8], _, CompareError>(log, None, &mut w, None, &mut |_| Ok(())).unwrap();
     w.finish().unwrap().1
 }
 
@@ -28,15 +28,32 @@ fn night(
     tonight: &[Customer],
     report: Option<&mut ChangeReport>,
 ) -> (Comparison, Vec<u8>) {
+    let (comparison, state, _) = night_with_repeats(before, tonight, report);
+    (comparison, state)
+}
+
+/// A night whose customers start on lines 2, 3, ...; also gives the repeats found, as (line, line of
+/// the first, id).
+fn night_with_repeats(
+    before: Option<&[u8]>,
+    tonight: &[Customer],
+    report: Option<&mut ChangeReport>,
+) -> (Comparison, Vec<u8>, Vec<(u64, u64, String)>) {
     // Values are kept whenever there is a report: a report without a values column ignores them.
     let mut log = ChangeLog::new(report.is_some());
-    for c in tonight {
-        log.push(c).unwrap();
+    for (line, c) in (2..).zip(tonight) {
+        log.push(c, line).unwrap();
     }
     let baseline = before.map(|b| KnownReader::open(b).unwrap());
     let mut w = KnownWriter::new(Vec::new(), &baseline::header("1001", Some(8))).unwrap();
-    let comparison = compare(log, baseline, &mut w, report).unwrap();
-    (comparison, w.finish().unwrap().1)
+    let mut repeats = Vec::new();
+    let mut repeat = |r: Repeat| -> Result<(), CompareError> {
+        let id = String::from_utf8(r.id.to_vec()).unwrap();
+        repeats.push((r.line, r.first_line, id));
+        Ok(())
+    };
+    let comparison = compare(log, baseline, &mut w, report, &mut repeat).unwrap();
+    (comparison, w.finish().unwrap().1, repeats)
 }
 
 fn hundred() -> Vec<Customer> {
@@ -131,9 +148,15 @@ fn customers_without_an_id_and_repeated_ids_are_counted_not_compared() {
     let mut tonight = hundred()[..3].to_vec();
     tonight.push(customer("", "x@example.com", ""));
     tonight.push(customer("C001", "other@example.com", ""));
-    let (comparison, _) = night(Some(&before), &tonight, None);
+    tonight.push(customer("C001", "third@example.com", ""));
+    let (comparison, _, repeats) = night_with_repeats(Some(&before), &tonight, None);
     assert_eq!(comparison.without_id, 1);
-    assert_eq!(comparison.repeated, 1);
+    assert_eq!(comparison.repeated, 2);
+    assert_eq!(
+        repeats,
+        [(6, 3, "C001".to_owned()), (7, 3, "C001".to_owned())],
+        "each later line is named with the first"
+    );
     assert_eq!(
         comparison.counts.unwrap(),
         ChangeCounts {

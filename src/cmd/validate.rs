@@ -3,50 +3,26 @@
 //! With `--store`, what changed since that store's last successful upload is counted too (and
 //! `--changes` lists it), against the same state an upload would use.
 
+use std::path::Path;
 use std::sync::Arc;
 
-use crate::changes::{self, ChangeLog, ChangeReport, CompareError};
+use crate::changes::{self, ChangeReport, CompareError, Comparing, Tonight};
 use crate::cli::{GlobalArgs, ValidateArgs};
 use crate::config::{Config, ConfigError, Guards, Overrides};
-use crate::customer::{Customer, Normalizer};
+use crate::customer::Normalizer;
 use crate::error::Exit;
-use crate::ingest::{self, IngestError, IngestOptions, RowSink};
+use crate::ingest::{self, IngestError, IngestOptions};
 use crate::mapping::MappingRules;
 use crate::rejects::Rejects;
-use crate::source::{InputError, InputSpec, Location};
+use crate::source::{InputError, InputSpec};
 use crate::state::State;
 use crate::summary::{RunState, ValidateSummary};
-use crate::warnings::Issue;
 
 /// The configured store an export is validated for: where its last upload is remembered.
 struct ForStore {
     state: State,
     store_id: String,
     guards: Guards,
-}
-
-/// The rejected values, and the customers to compare when validating for a store.
-struct Checked {
-    rejects: Rejects,
-    changes: Option<ChangeLog>,
-}
-
-impl RowSink for Checked {
-    fn accept(
-        &mut self,
-        customer: &Customer,
-        at: Location,
-        issues: &[Issue],
-    ) -> std::io::Result<()> {
-        if let Some(log) = &mut self.changes {
-            log.push(customer)?;
-        }
-        self.rejects.accept(customer, at, issues)
-    }
-
-    fn repeated_id(&mut self, line: u64, first_line: u64, id: &str) -> std::io::Result<()> {
-        self.rejects.repeated_id(line, first_line, id)
-    }
 }
 
 use super::{Context, input_spec, print_result};
@@ -138,7 +114,7 @@ fn validate(
         ),
         None => None,
     };
-    let rejects = match &args.rejects {
+    let mut rejects = match &args.rejects {
         Some(path) => Rejects::create(path).map_err(|e| {
             InputError::new(&path.display().to_string(), format!("cannot write: {e}"))
         })?,
@@ -148,16 +124,23 @@ fn validate(
         strict: args.strict,
         normalizer: Normalizer::with_rules(ctx.today, rules),
     };
-    let baseline = store.map(|s| changes::Loading::start(&s.state, &s.store_id, &scratch_of(s)));
-    let mut sink = Checked {
-        rejects,
-        changes: store.map(|_| ChangeLog::new(args.changes_values)),
+    let scratch = store.map(scratch_of);
+    let comparing = store.zip(scratch.as_deref()).map(|(s, scratch)| {
+        let baseline = changes::Loading::start(&s.state, &s.store_id, scratch);
+        Comparing::new(
+            baseline,
+            &s.store_id,
+            scratch,
+            report.as_mut(),
+            None,
+            args.changes_values,
+        )
+    });
+    let read = match comparing {
+        Some(comparing) => ingest::ingest_comparing(spec, options, &mut rejects, comparing)
+            .map(|(ingested, tonight)| (ingested, Some(tonight))),
+        None => ingest::ingest(spec, options, &mut rejects).map(|ingested| (ingested, None)),
     };
-    let result = ingest::ingest(spec, options, &mut sink);
-    let Checked {
-        mut rejects,
-        changes: log,
-    } = sink;
     summary.rejected_values = rejects.values();
     rejects.flush().map_err(|e| {
         InputError::new(
@@ -165,13 +148,8 @@ fn validate(
             e.to_string(),
         )
     })?;
-    let ingested = result.map_err(|e| match e {
-        IngestError::Input(e) => e,
-        IngestError::Storage { source, .. } => InputError::new(
-            summary.rejects.as_deref().unwrap_or("rejects"),
-            format!("cannot write: {source}"),
-        ),
-    })?;
+    let (ingested, tonight) =
+        read.map_err(|e| read_error(e, summary.rejects.as_deref(), scratch.as_deref()))?;
     summary.rows = Some(ingested.rows);
     summary.format = Some(ingested.source.format);
     summary.encoding = Some(ingested.source.encoding);
@@ -188,10 +166,29 @@ fn validate(
         )
     });
     summary.warnings = ingested.warnings.summaries();
-    if let (Some(store), Some(log), Some(baseline)) = (store, log, baseline) {
-        compare(store, baseline, log, report.as_mut(), summary)?;
+    if let (Some(store), Some(tonight)) = (store, tonight) {
+        note_changes(store, tonight, summary);
     }
     Ok(())
+}
+
+/// A failed read's error, naming the file at fault: the export, the rejects file, the change report
+/// or the state directory's scratch space.
+fn read_error(e: IngestError, rejects: Option<&str>, scratch: Option<&Path>) -> InputError {
+    match e {
+        IngestError::Input(e) => e,
+        IngestError::Storage { source, .. } => InputError::new(
+            rejects.unwrap_or("rejects"),
+            format!("cannot write: {source}"),
+        ),
+        IngestError::Compare(CompareError::Report(e)) => {
+            InputError::new("--changes", e.to_string())
+        }
+        IngestError::Compare(CompareError::Storage(e)) => InputError::new(
+            &scratch.map_or_else(String::new, |p| p.display().to_string()),
+            e.to_string(),
+        ),
+    }
 }
 
 /// Where a PostgreSQL copy of the remembered upload is downloaded to.
@@ -199,23 +196,9 @@ fn scratch_of(store: &ForStore) -> std::path::PathBuf {
     store.state.dir.join("spool")
 }
 
-/// Counts what changed since the store's last successful upload, and says whether the churn guard
-/// would refuse the upload.
-fn compare(
-    store: &ForStore,
-    baseline: changes::Loading,
-    log: ChangeLog,
-    report: Option<&mut ChangeReport>,
-    summary: &mut ValidateSummary,
-) -> Result<(), InputError> {
-    let scratch = scratch_of(store);
-    let tonight = changes::tonight(baseline, &store.store_id, &scratch, log, report, None)
-        .map_err(|e| match e {
-            CompareError::Report(e) => InputError::new("--changes", e.to_string()),
-            CompareError::Storage(e) => {
-                InputError::new(&scratch.display().to_string(), e.to_string())
-            }
-        })?;
+/// What changed since the store's last successful upload, and whether the churn guard would refuse
+/// the upload.
+fn note_changes(store: &ForStore, tonight: Tonight, summary: &mut ValidateSummary) {
     let comparison = tonight.comparison;
     let mut note = comparison.note();
     if let Err(refusal) = comparison.churn_guard(store.guards.churn_ratio) {
@@ -225,5 +208,4 @@ fn compare(
     }
     summary.changes = comparison.counts;
     summary.changes_note = Some(note);
-    Ok(())
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use tracing::info;
 
 use super::{Job, Settings};
-use crate::changes::{self, ChangeLog, ChangeReport, CompareError, Tonight};
+use crate::changes::{self, ChangeReport, CompareError, Comparing, Tonight};
 use crate::config::ConfigError;
 use crate::context::Context;
 use crate::customer::{Customer, Normalizer};
@@ -18,10 +18,9 @@ use crate::source::{InputSpec, Location};
 use crate::spool::{Spool, SpoolWriter};
 use crate::warnings::Issue;
 
-/// The snapshot, the customers to compare, and the rejects file when one was asked for.
+/// The snapshot, and the rejects file when one was asked for.
 struct Snapshot {
     spool: SpoolWriter,
-    changes: ChangeLog,
     rejects: Option<Rejects>,
 }
 
@@ -35,9 +34,9 @@ impl RowSink for Snapshot {
         if let Some(rejects) = &mut self.rejects {
             rejects.accept(customer, at, issues)?;
         }
-        // The spool first: the fingerprint then reads values the serializer just brought into cache.
-        self.spool.push(customer)?;
-        self.changes.push(customer)
+        // The comparison takes the row next (`ingest_comparing`): its fingerprint then reads values
+        // the serializer just brought into cache.
+        self.spool.push(customer)
     }
 
     fn repeated_id(&mut self, line: u64, first_line: u64, id: &str) -> std::io::Result<()> {
@@ -101,22 +100,25 @@ pub(super) async fn snapshot(
         let baseline = changes::Loading::start(&state, &store_id, &scratch);
         let mut writer = Snapshot {
             spool: SpoolWriter::create(&path).map_err(unwritable)?,
-            changes: ChangeLog::new(changes_values),
             rejects,
         };
-        let ingested = ingest::ingest(&spec, options, &mut writer);
+        let comparing = Comparing::new(
+            baseline,
+            &store_id,
+            &scratch,
+            report.as_mut(),
+            run,
+            changes_values,
+        );
+        let read = ingest::ingest_comparing(&spec, options, &mut writer, comparing);
         if let Some(rejects) = &mut writer.rejects {
             rejects.flush().map_err(|e| {
                 ConfigError::invalid("--rejects", format!("cannot write the rejects file: {e}"))
             })?;
         }
-        let Snapshot {
-            spool: writer,
-            changes: log,
-            ..
-        } = writer;
-        let ingested = match ingested {
-            Ok(i) => i,
+        let Snapshot { spool: writer, .. } = writer;
+        let (ingested, tonight) = match read {
+            Ok(read) => read,
             Err(e) => {
                 drop(writer);
                 let _ = std::fs::remove_file(&path);
@@ -126,6 +128,17 @@ pub(super) async fn snapshot(
                     IngestError::Storage { what, source } => ConfigError::invalid(
                         "RRFEED_STATE_DIR",
                         format!("cannot {what} at {}: {source}", path.display()),
+                    )
+                    .into(),
+                    IngestError::Compare(CompareError::Report(e)) => {
+                        ConfigError::invalid("--changes", e.to_string()).into()
+                    }
+                    IngestError::Compare(CompareError::Storage(e)) => ConfigError::invalid(
+                        "RRFEED_STATE_DIR",
+                        format!(
+                            "cannot compare with the last upload in {}: {e}",
+                            scratch.display()
+                        ),
                     )
                     .into(),
                 });
@@ -138,17 +151,6 @@ pub(super) async fn snapshot(
             warnings = ingested.warnings.total(),
             "input read and validated"
         );
-        let tonight = changes::tonight(baseline, &store_id, &scratch, log, report.as_mut(), run)
-            .map_err(|e| match e {
-                CompareError::Report(e) => ConfigError::invalid("--changes", e.to_string()),
-                CompareError::Storage(e) => ConfigError::invalid(
-                    "RRFEED_STATE_DIR",
-                    format!(
-                        "cannot compare with the last upload in {}: {e}",
-                        scratch.display()
-                    ),
-                ),
-            })?;
         if let Some(counts) = tonight.comparison.counts {
             info!(changes = %counts.describe(), "compared with the last successful upload");
         }

@@ -211,7 +211,7 @@ impl Utf8Scan {
 
 /// Scans a whole file (after any BOM) to detect its encoding.
 pub fn detect_file(path: &std::path::Path) -> io::Result<Detected> {
-    let mut file = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    let mut file = BufReader::with_capacity(1 << 16, std::fs::File::open(path)?);
     if let Some(utf16) = utf16_bom(file.fill_buf()?) {
         return Ok(Detected::Encoding(utf16));
     }

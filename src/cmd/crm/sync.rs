@@ -289,7 +289,9 @@ fn read_export(
     let ingested = match ingest::ingest(&spec, options, &mut rows) {
         Ok(ingested) => ingested,
         Err(IngestError::Input(e)) => return Err((Exit::DataErr, e.to_string())),
-        Err(e @ IngestError::Storage { .. }) => return Err((Exit::Config, e.to_string())),
+        Err(e @ (IngestError::Storage { .. } | IngestError::Compare(_))) => {
+            return Err((Exit::Config, e.to_string()));
+        }
     };
     let repeats: std::collections::HashSet<u64> = rows.repeats.into_iter().collect();
     let kept: Vec<(Customer, Location)> = rows
