@@ -67,12 +67,20 @@ impl Spill for Entry {
     }
 
     fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
+        let id = self.id.len();
+        if self.values.is_none() && id <= SHORT_ID {
+            // Nearly every entry: the record put together on the stack in fixed places (its length
+            // is one LEB128 byte) and written with one copy.
+            let mut record = [0; 1 + SHORT_ID + FIXED_BYTES + 1];
+            record[0] = id as u8;
+            record[1..1 + id].copy_from_slice(&self.id);
+            record[1 + id..1 + id + FIXED_BYTES].copy_from_slice(&self.fixed());
+            return out.write_all(&record[..id + FIXED_BYTES + 2]);
+        }
         let mut record: SmallVec<[u8; 96]> = SmallVec::new();
-        push_len(&mut record, self.id.len());
+        push_len(&mut record, id);
         record.extend_from_slice(&self.id);
-        record.extend_from_slice(&self.seq.to_le_bytes());
-        record.extend_from_slice(&self.line.to_le_bytes());
-        record.extend_from_slice(&self.fingerprint.to_bytes());
+        record.extend_from_slice(&self.fixed());
         match &self.values {
             Some(values) => {
                 push_len(&mut record, values.len() + 1);
@@ -125,7 +133,20 @@ impl Spill for Entry {
 /// The sequence number, line and fingerprint of a spilled entry, after its id.
 const FIXED_BYTES: usize = 8 + 8 + FINGERPRINT_BYTES;
 
+/// The longest id whose spilled record is put together on the stack (an id this short is held
+/// inline, and its length is one byte).
+const SHORT_ID: usize = 24;
+
 impl Entry {
+    /// What `write_to` writes after the id.
+    fn fixed(&self) -> [u8; FIXED_BYTES] {
+        let mut fixed = [0; FIXED_BYTES];
+        fixed[..8].copy_from_slice(&self.seq.to_le_bytes());
+        fixed[8..16].copy_from_slice(&self.line.to_le_bytes());
+        fixed[16..].copy_from_slice(&self.fingerprint.to_bytes());
+        fixed
+    }
+
     /// An entry read back: `fixed` holds what `write_to` wrote after the id.
     fn with_fixed(id: Id, fixed: &[u8; FIXED_BYTES], values: Option<Box<[u8]>>) -> Self {
         let word = |at: usize| u64::from_le_bytes(fixed[at..at + 8].try_into().expect("8 bytes"));
@@ -283,6 +304,9 @@ mod tests {
             entry("C1", 1, None),
             entry(&long, 2, Some(b"\x01a\x00")),
             entry("C3", 3, None),
+            entry(&"M".repeat(SHORT_ID), 4, None),
+            entry(&"N".repeat(SHORT_ID + 1), 5, None),
+            entry("C6", 6, Some(b"\x01b\x00")),
         ];
         let mut bytes = Vec::new();
         for e in &entries {
@@ -296,7 +320,7 @@ mod tests {
             assert!(Entry::read_from(&mut input).unwrap().is_none());
         }
         let mut cut = &bytes[..bytes.len() - 1];
-        for _ in 0..2 {
+        for _ in 1..entries.len() {
             Entry::read_from(&mut cut).unwrap();
         }
         assert!(
