@@ -485,11 +485,26 @@ impl<'s> Rows<'s> {
                 ids.repeats(storage("check for repeated ids"), repeat)?;
                 Ok(None)
             }
-            Ids::Compared(comparing) => comparing
-                .finish(&mut |r: Repeat| {
-                    repeat(r.line, r.first_line, &String::from_utf8_lossy(r.id))
-                })
-                .map(Some),
+            Ids::Compared(comparing) => {
+                // A refusal waits for the end of the comparison, so that the change report is
+                // whole for a refused night too (docs/changes.md).
+                let mut refused = None;
+                let tonight = comparing.finish(&mut |r: Repeat| match repeat(
+                    r.line,
+                    r.first_line,
+                    &String::from_utf8_lossy(r.id),
+                ) {
+                    Err(IngestError::Input(e)) => {
+                        refused.get_or_insert(e);
+                        Ok(())
+                    }
+                    other => other,
+                })?;
+                match refused {
+                    Some(e) => Err(e.into()),
+                    None => Ok(Some(tonight)),
+                }
+            }
         }
     }
 

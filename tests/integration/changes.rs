@@ -288,3 +288,38 @@ fn on_shared_postgresql_state_another_host_compares_with_the_first_hosts_upload(
     );
     assert_eq!(server.mock.store(STORE_ID).unwrap().len(), 30_000);
 }
+
+#[test]
+fn a_night_refused_for_a_repeated_id_still_leaves_a_whole_report_and_makes_no_call() {
+    let server = MockServer::start("");
+    let state = tempfile::tempdir().unwrap();
+    let first = export(hundred(), plain);
+    assert_eq!(night(&server, state.path(), first.path(), &[]).0, 0);
+    let calls = server.calls().len();
+
+    // Tonight C050 comes twice; in id order, C051–C099 and the new N0 come after it.
+    let ids = hundred()
+        .chain(["C050".to_owned(), "N0".to_owned()])
+        .filter(|id| id != "C000");
+    let second = export(ids, plain);
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("changes.csv");
+    let (code, json) = night(
+        &server,
+        state.path(),
+        second.path(),
+        &["--strict", "--changes", report.to_str().unwrap()],
+    );
+    assert_eq!(code, 65, "{json}");
+    let error = json["error"].as_str().unwrap();
+    assert!(
+        error.contains("PartnerCustomerID C050 repeats that of line 51"),
+        "{error}"
+    );
+    assert_eq!(server.calls().len(), calls, "no call for a refused night");
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert_eq!(
+        text, "change,PartnerCustomerID,fields\nremoved,C000,\nadded,N0,\n",
+        "the whole comparison, past the repeated id"
+    );
+}
