@@ -48,6 +48,31 @@ fn night(server: &MockServer, state: &Path, file: &Path, extra: &[&str]) -> (i32
     (output.status.code().unwrap(), json_of(&output))
 }
 
+/// A night with `--changes`: its exit code, its summary and the report it wrote.
+fn reported_night(
+    server: &MockServer,
+    state: &Path,
+    file: &Path,
+    extra: &[&str],
+) -> (i32, Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("changes.csv");
+    let mut args = extra.to_vec();
+    args.extend(["--changes", report.to_str().unwrap()]);
+    let (code, json) = night(server, state, file, &args);
+    (code, json, std::fs::read_to_string(&report).unwrap())
+}
+
+/// A mock and a state directory after a first night of [`hundred`] customers, and the calls it took.
+fn first_night() -> (MockServer, tempfile::TempDir, usize) {
+    let server = MockServer::start("");
+    let state = tempfile::tempdir().unwrap();
+    let first = export(hundred(), plain);
+    assert_eq!(night(&server, state.path(), first.path(), &[]).0, 0);
+    let calls = server.calls().len();
+    (server, state, calls)
+}
+
 fn counts(added: u64, removed: u64, changed: u64, unchanged: u64) -> Value {
     serde_json::json!({"added": added, "removed": removed, "changed": changed, "unchanged": unchanged})
 }
@@ -74,19 +99,11 @@ fn a_night_reports_exactly_the_customers_added_removed_and_changed() {
         ),
         _ => plain(id),
     });
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("changes.csv");
-    let (code, json) = night(
-        &server,
-        state.path(),
-        second.path(),
-        &["--changes", report.to_str().unwrap()],
-    );
+    let (code, json, text) = reported_night(&server, state.path(), second.path(), &[]);
     assert_eq!(code, 0, "{json}");
     assert_eq!(json["changes"], counts(5, 10, 7, 83));
     assert_eq!(server.mock.store(STORE_ID).unwrap().len(), 95);
 
-    let text = std::fs::read_to_string(&report).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.remove(0), "change,PartnerCustomerID,fields");
     let mut expected: Vec<String> = (0..10).map(|i| format!("removed,C{i:03},")).collect();
@@ -171,11 +188,7 @@ fn changes_values_shows_the_new_values_and_validate_counts_against_the_same_stat
 
 #[test]
 fn a_same_size_export_with_most_ids_new_is_refused_before_any_call_unless_forced() {
-    let server = MockServer::start("");
-    let state = tempfile::tempdir().unwrap();
-    let first = export(hundred(), plain);
-    assert_eq!(night(&server, state.path(), first.path(), &[]).0, 0);
-    let calls = server.calls().len();
+    let (server, state, calls) = first_night();
 
     // Another store's export, or a DMS that renumbered: 60 of 100 ids are new.
     let renumbered = export(
@@ -291,25 +304,14 @@ fn on_shared_postgresql_state_another_host_compares_with_the_first_hosts_upload(
 
 #[test]
 fn a_night_refused_for_a_repeated_id_still_leaves_a_whole_report_and_makes_no_call() {
-    let server = MockServer::start("");
-    let state = tempfile::tempdir().unwrap();
-    let first = export(hundred(), plain);
-    assert_eq!(night(&server, state.path(), first.path(), &[]).0, 0);
-    let calls = server.calls().len();
+    let (server, state, calls) = first_night();
 
     // Tonight C050 comes twice; in id order, C051–C099 and the new N0 come after it.
     let ids = hundred()
         .chain(["C050".to_owned(), "N0".to_owned()])
         .filter(|id| id != "C000");
     let second = export(ids, plain);
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("changes.csv");
-    let (code, json) = night(
-        &server,
-        state.path(),
-        second.path(),
-        &["--strict", "--changes", report.to_str().unwrap()],
-    );
+    let (code, json, text) = reported_night(&server, state.path(), second.path(), &["--strict"]);
     assert_eq!(code, 65, "{json}");
     let error = json["error"].as_str().unwrap();
     assert!(
@@ -317,7 +319,6 @@ fn a_night_refused_for_a_repeated_id_still_leaves_a_whole_report_and_makes_no_ca
         "{error}"
     );
     assert_eq!(server.calls().len(), calls, "no call for a refused night");
-    let text = std::fs::read_to_string(&report).unwrap();
     assert_eq!(
         text, "change,PartnerCustomerID,fields\nremoved,C000,\nadded,N0,\n",
         "the whole comparison, past the repeated id"
