@@ -442,8 +442,7 @@ impl<'s> Rows<'s> {
         self.check_id_column(source)?;
         let date_order = self.settle_dates(source)?;
         let tonight = self.check_ids()?;
-        let warnings = &mut self.warnings;
-        note_columns(source, warnings);
+        note_columns(source, &mut self.warnings);
         if self.strict
             && let Some(refused) = source.notes.first_strict_failure()
         {

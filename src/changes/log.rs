@@ -1,6 +1,7 @@
 //! The customers of tonight's export, as the change report needs them: each id with its row's
 //! fingerprint (and its values, for `--changes-values`), sorted on disk by id so that the comparison
-//! with the remembered upload is one streaming merge. Customers without an id are only counted.
+//! with the remembered upload is one streaming merge. Customers without an id are only counted. Each
+//! customer carries its record's line, so that the merge names repeated ids as the export has them.
 
 use std::io::{self, BufRead, Write};
 

@@ -1,7 +1,8 @@
 //! What changed since the store's last successful upload (docs/changes.md): tonight's customers,
 //! sorted on disk by `PartnerCustomerID`, are merged in one pass with the remembered ids and row
 //! fingerprints of that upload, counting customers added, removed, changed and unchanged, writing the
-//! `--changes` report, and writing the state to remember should tonight's upload succeed. Memory stays
+//! `--changes` report, finding repeated ids (`Comparing`: a read that compares needs no check of its
+//! own), and writing the state to remember should tonight's upload succeed. Memory stays
 //! a few MiB whatever the store's size. The churn guard refuses a night that would remove or change
 //! too many of the customers the platform has.
 
