@@ -234,7 +234,7 @@ pub struct Repeat<'a> {
 }
 
 /// The sorted customers with each id once: the first in the export is kept. Repeats are what the
-/// repeated-id check of an export reports (docs/input.md): the ids are sorted here anyway, so a run
+/// repeated-id check of an export reports (README.md, "Input"): the ids are sorted here anyway, so a run
 /// that compares finds them in the same pass.
 pub(super) struct Unique {
     sorted: Sorted<Entry>,

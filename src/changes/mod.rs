@@ -21,7 +21,8 @@ use tracing::warn;
 use serde::{Deserialize, Serialize};
 
 pub use known::{KnownReader, KnownWriter};
-pub use log::{ChangeLog, Repeat};
+use log::ChangeLog;
+pub use log::Repeat;
 pub use report::ChangeReport;
 
 use crate::state::State;
